@@ -1,0 +1,147 @@
+"""Dataverse Web API: read a definition with its value row, update or create the value row.
+
+One GET returns the definition and its value row (`$expand`), so deciding costs one request.
+Updates carry `If-Match` so a concurrent writer surfaces as WriteConflict (412) instead of
+being silently overwritten; the engine then re-reads and re-plans.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from pydantic import SecretStr
+
+from sync.adapters.http import BearerTokenAuth, RetryPolicy, odata_error, send_with_retry
+from sync.errors import PermanentError
+from sync.mapping import SCHEMA_NAME
+from sync.models import Definition, ValueRow
+from sync.redact import scrub, shorten
+
+API_PATH = "/api/data/v9.2"
+ODATA_HEADERS = {
+    "OData-MaxVersion": "4.0",
+    "OData-Version": "4.0",
+    "Accept": "application/json",
+}
+VALUES = "environmentvariabledefinition_environmentvariablevalue"
+# Navigation property names are case-sensitive: any other casing is a 400.
+DEFINITION_BIND = "EnvironmentVariableDefinitionId@odata.bind"
+
+
+class WriteConflict(PermanentError):
+    """The row changed (412) or vanished (404) between our read and our write: re-read, re-plan."""
+
+
+class DataverseClient:
+    """Talks to any number of Dataverse organisations with one credential and one HTTP pool."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, credential: AsyncTokenCredential, policy: RetryPolicy | None = None
+    ) -> None:
+        self._http = http
+        self._credential = credential
+        self._policy = policy or RetryPolicy()
+        self._auth: dict[str, BearerTokenAuth] = {}
+
+    def _auth_for(self, org_url: str) -> BearerTokenAuth:
+        if org_url not in self._auth:
+            self._auth[org_url] = BearerTokenAuth(self._credential, f"{org_url}/.default")
+        return self._auth[org_url]
+
+    async def _send(self, org_url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**ODATA_HEADERS, **kwargs.pop("headers", {})}
+        return await send_with_retry(
+            self._http,
+            method,
+            f"{org_url}{API_PATH}/{path}",
+            policy=self._policy,
+            service=f"Dataverse {org_url}",
+            headers=headers,
+            auth=self._auth_for(org_url),
+            **kwargs,
+        )
+
+    async def get_definition(self, org_url: str, schema_name: str) -> Definition | None:
+        """The definition named `schema_name` with its value row, or None when there is none."""
+        if not SCHEMA_NAME.match(schema_name):
+            raise PermanentError(f"{schema_name!r} is not a valid environment variable schema name")
+        literal = schema_name.replace("'", "''")
+        params = {
+            "$filter": f"schemaname eq '{literal}'",
+            "$select": "environmentvariabledefinitionid,schemaname,type",
+            "$expand": f"{VALUES}($select=environmentvariablevalueid,value)",
+        }
+        response = await self._send(org_url, "GET", "environmentvariabledefinitions", params=params)
+        _raise_for_error(response, f"reading definition {schema_name!r}")
+        rows = response.json().get("value", [])
+        if not rows:
+            return None
+        if len(rows) > 1:
+            raise PermanentError(f"{len(rows)} definitions are named {schema_name!r}; expected one")
+        row = rows[0]
+        values = row.get(VALUES) or []
+        if len(values) > 1:
+            raise PermanentError(
+                f"definition {schema_name!r} has {len(values)} value rows; expected at most one"
+            )
+        value_row = None
+        if values:
+            raw = values[0].get("value")
+            value_row = ValueRow(
+                id=values[0]["environmentvariablevalueid"],
+                value=None if raw is None else SecretStr(raw),
+                etag=values[0].get("@odata.etag", "*"),
+            )
+        return Definition(
+            id=row["environmentvariabledefinitionid"],
+            schema_name=row["schemaname"],
+            type=int(row["type"]),
+            value_row=value_row,
+        )
+
+    async def update_value(self, org_url: str, row_id: str, etag: str, value: SecretStr) -> None:
+        """PATCH the value row, only if it is still the version we read."""
+        response = await self._send(
+            org_url,
+            "PATCH",
+            f"environmentvariablevalues({row_id})",
+            headers={"If-Match": etag, "Content-Type": "application/json"},
+            json={"value": value.get_secret_value()},
+        )
+        if response.status_code in (404, 412):
+            raise WriteConflict(f"value row changed or vanished while updating (HTTP {response.status_code})")
+        _raise_for_error(response, "updating the value", value)
+
+    async def create_value(
+        self, org_url: str, definition_id: str, schema_name: str, value: SecretStr
+    ) -> None:
+        """POST a value row bound to its definition (the bind property name is case-sensitive)."""
+        response = await self._send(
+            org_url,
+            "POST",
+            "environmentvariablevalues",
+            headers={"Content-Type": "application/json"},
+            json={
+                "value": value.get_secret_value(),
+                "schemaname": schema_name,
+                DEFINITION_BIND: f"/environmentvariabledefinitions({definition_id})",
+            },
+        )
+        if response.status_code == 412:
+            raise WriteConflict("a value row was created concurrently (HTTP 412)")
+        _raise_for_error(response, "creating the value", value)
+
+
+def _raise_for_error(response: httpx.Response, action: str, value: SecretStr | None = None) -> None:
+    if response.is_success:
+        return
+    code, message = odata_error(response)
+    detail = shorten(scrub(message, value))
+    hint = ""
+    if response.status_code in (401, 403):
+        hint = " (is the managed identity an application user with the Lockstep security role?)"
+    raise PermanentError(
+        f"Dataverse refused {action}: HTTP {response.status_code} {code} {detail}{hint}".replace("  ", " ")
+    )

@@ -1,0 +1,146 @@
+"""Shared httpx plumbing: bearer tokens from an Azure credential, and bounded retries.
+
+Retries are brief on purpose: a few attempts for throttling (honouring Retry-After), 5xx and
+dropped connections, never sleeping past the run's time budget. Long outages belong to Event
+Grid's redelivery and the nightly reconcile, not to a worker holding a request open.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+
+from sync import deadline
+from sync.errors import TransientError
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one request tries before the failure is reported as transient."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 20.0
+    timeout: float = 10.0
+
+
+class RetryableResponse(Exception):
+    """A response worth retrying (throttled or unavailable); carries the server's Retry-After."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.retry_after = _retry_after_seconds(response)
+        super().__init__(f"HTTP {response.status_code}")
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP-date: fall back to backoff rather than parse calendars
+
+
+def _is_retryable(error: BaseException) -> bool:
+    return isinstance(error, RetryableResponse | httpx.TransportError)
+
+
+class _Wait:
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
+    def __call__(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetryableResponse) and error.retry_after is not None:
+            return min(error.retry_after, self._policy.max_retry_after)
+        backoff = self._policy.base_delay * 2 ** (state.attempt_number - 1)
+        return float(min(self._policy.max_delay, backoff * (0.5 + random.random() / 2)))  # noqa: S311
+
+
+class _StopBeforeDeadline(stop_base):
+    """Stops when the next sleep would end too close to the run's deadline to send again."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        left = deadline.remaining()
+        return left is not None and left <= (retry_state.upcoming_sleep or 0.0) + 0.5
+
+
+async def send_with_retry(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    policy: RetryPolicy,
+    service: str,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Sends a request with retries; returns the final non-retryable response.
+
+    Raises TransientError when retries are exhausted. `service` names the system in that message;
+    the URL is never included (a webhook URL carries its own credential).
+    """
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts) | _StopBeforeDeadline(),
+        wait=_Wait(policy),
+        retry=retry_if_exception(_is_retryable),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                left = deadline.remaining()
+                if left is not None and left <= 0:
+                    raise TransientError(f"{service}: time budget exhausted before the request was sent")
+                timeout = policy.timeout if left is None else max(0.1, min(policy.timeout, left))
+                response = await client.request(method, url, timeout=timeout, **kwargs)
+                if response.status_code in RETRYABLE_STATUS:
+                    raise RetryableResponse(response)
+                return response
+    except RetryableResponse as error:
+        raise TransientError(f"{service} answered HTTP {error.response.status_code} after retries") from None
+    except httpx.TimeoutException:
+        raise TransientError(f"{service} did not answer in time") from None
+    except httpx.TransportError as error:
+        raise TransientError(f"{service} unreachable: {type(error).__name__}") from None
+    raise AssertionError("unreachable: tenacity either returns, raises or retries")
+
+
+class BearerTokenAuth(httpx.Auth):
+    """Adds `Authorization: Bearer` from an async Azure credential (which caches tokens itself)."""
+
+    def __init__(self, credential: AsyncTokenCredential, scope: str) -> None:
+        self._credential = credential
+        self._scope = scope
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        try:
+            token = await self._credential.get_token(self._scope)
+        except ClientAuthenticationError as error:
+            raise TransientError(
+                f"could not get a token for {self._scope}: {type(error).__name__}: {error.message}"
+            ) from None
+        request.headers["Authorization"] = f"Bearer {token.token}"
+        yield request
+
+
+def odata_error(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) from an OData/ARM error body, tolerating bodies that are not JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.reason_phrase
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("code", "")), str(error.get("message", ""))
+    return "", response.reason_phrase

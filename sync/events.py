@@ -1,0 +1,143 @@
+"""Parsing Key Vault events as Event Grid delivers them (Event Grid schema).
+
+Key Vault has sent both PascalCase (`ObjectName`) and camelCase (`objectName`) data keys, and
+`NBF`/`EXP` as int, numeric string or null, so keys are matched case-insensitively and times
+leniently. Everything else is strict: an event we cannot trust names its offending field and
+writes nothing. The event is only ever a hint that a secret *may* have changed: delivery is
+at-least-once and unordered, so the engine always reads the latest version itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping as AnyMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.eventgrid import SystemEventNames
+
+from sync.errors import InvalidEventError
+from sync.mapping import SECRET_NAME
+
+
+class SecretEventType(StrEnum):
+    """The Key Vault secret events Lockstep acts on."""
+
+    NEW_VERSION = SystemEventNames.KeyVaultSecretNewVersionCreatedEventName.value
+    NEAR_EXPIRY = SystemEventNames.KeyVaultSecretNearExpiryEventName.value
+    EXPIRED = SystemEventNames.KeyVaultSecretExpiredEventName.value
+
+
+TOPIC = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/(?P<vault>[^/]+)$",
+    re.IGNORECASE,
+)
+VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
+EPOCH = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+@dataclass(frozen=True)
+class SecretEvent:
+    """A validated Key Vault secret event."""
+
+    event_id: str
+    event_type: SecretEventType
+    vault_name: str
+    secret_name: str
+    version: str
+    not_before: datetime | None
+    expires: datetime | None
+
+
+def _epoch(value: Any, field: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise InvalidEventError(field, "must be epoch seconds (int or numeric string) or null")
+    numeric = isinstance(value, int | float) or (isinstance(value, str) and EPOCH.fullmatch(value.strip()))
+    if numeric:
+        seconds = float(value)
+    else:
+        raise InvalidEventError(field, "must be epoch seconds (int or numeric string) or null")
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidEventError(field, "is out of range") from None
+
+
+def _text(data: AnyMapping[str, Any], key: str) -> str:
+    value = data.get(key.lower())
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidEventError(f"data.{key}", "is missing")
+    if not isinstance(value, str):
+        raise InvalidEventError(f"data.{key}", f"must be a string, not {type(value).__name__}")
+    return value.strip()
+
+
+def is_secret_event_type(event_type: str) -> bool:
+    """True for the three secret event types; other Key Vault events are acknowledged and ignored."""
+    return event_type in {member.value for member in SecretEventType}
+
+
+def parse_secret_event(
+    *, event_id: str, event_type: str, subject: str | None, topic: str | None, data: Any
+) -> SecretEvent:
+    """Validates one secret event; raises InvalidEventError naming the first bad field."""
+    if not is_secret_event_type(event_type):
+        raise InvalidEventError("eventType", f"{event_type!r} is not a Key Vault secret event")
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError:
+            raise InvalidEventError("data", "is not valid JSON") from None
+    if not isinstance(data, AnyMapping):
+        raise InvalidEventError("data", "must be a JSON object")
+    lowered = {str(key).lower(): value for key, value in data.items()}
+
+    object_type = _text(lowered, "ObjectType")
+    if object_type.lower() != "secret":
+        raise InvalidEventError("data.ObjectType", f"expected 'Secret', got {object_type!r}")
+    secret_name = _text(lowered, "ObjectName")
+    if not SECRET_NAME.match(secret_name):
+        raise InvalidEventError("data.ObjectName", "is not a Key Vault secret name")
+    if subject is not None and subject.strip() and subject.strip() != secret_name:
+        raise InvalidEventError("subject", "does not match data.ObjectName")
+    vault_name = _text(lowered, "VaultName")
+    version = _text(lowered, "Version")
+    if not VERSION.match(version):
+        raise InvalidEventError("data.Version", "is not a Key Vault secret version")
+
+    if topic:
+        match = TOPIC.match(topic.strip())
+        if not match:
+            raise InvalidEventError(
+                "topic", "is not a Key Vault resource id (/subscriptions/…/vaults/<name>)"
+            )
+        if match["vault"].lower() != vault_name.lower():
+            raise InvalidEventError("topic", "names a different vault than data.VaultName")
+
+    secret_id = lowered.get("id")
+    if secret_id is not None:
+        if not isinstance(secret_id, str):
+            raise InvalidEventError("data.Id", "must be a string")
+        parts = urlsplit(secret_id)
+        segments = [segment for segment in parts.path.split("/") if segment]
+        host_vault = (parts.hostname or "").split(".")[0]
+        if len(segments) < 2 or segments[0] != "secrets" or segments[1] != secret_name:
+            raise InvalidEventError("data.Id", "does not point at the secret named in data.ObjectName")
+        if host_vault.lower() != vault_name.lower():
+            raise InvalidEventError("data.Id", "points at a different vault than data.VaultName")
+
+    return SecretEvent(
+        event_id=event_id,
+        event_type=SecretEventType(event_type),
+        vault_name=vault_name.lower(),
+        secret_name=secret_name,
+        version=version,
+        not_before=_epoch(lowered.get("nbf"), "data.NBF"),
+        expires=_epoch(lowered.get("exp"), "data.EXP"),
+    )

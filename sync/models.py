@@ -1,0 +1,155 @@
+"""Value objects shared by the planner, the adapters and the reports.
+
+Every model that can hold a secret value holds it as `SecretStr`, so a repr, a log line or an
+exception that formats one shows `**********`. Reports hold names and outcomes only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum, StrEnum
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from sync.mapping import Environment
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DefinitionType(IntEnum):
+    """environmentvariabledefinition.type option set values."""
+
+    STRING = 100000000
+    NUMBER = 100000001
+    BOOLEAN = 100000002
+    JSON = 100000003
+    DATA_SOURCE = 100000004
+    SECRET = 100000005
+
+
+class Outcome(StrEnum):
+    """What happened to one (environment, environment variable) target."""
+
+    UPDATED = "updated"
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Trigger(StrEnum):
+    """What started a run; shown in logs and on the Teams card."""
+
+    EVENT = "event"
+    RECONCILE = "reconcile"
+    CLI = "cli"
+
+
+class SecretSnapshot(_Frozen):
+    """The current version of a Key Vault secret, as read just now."""
+
+    name: str
+    version: str
+    value: SecretStr
+    enabled: bool = True
+    expires: datetime | None = None
+
+
+class ValueRow(_Frozen):
+    """An environmentvariablevalue row; its value may be the previous secret, so SecretStr too."""
+
+    id: str
+    value: SecretStr | None
+    etag: str
+
+
+class Definition(_Frozen):
+    """An environmentvariabledefinition with its (at most one) value row."""
+
+    id: str
+    schema_name: str
+    type: int
+    value_row: ValueRow | None
+
+
+class EnvironmentStatus(_Frozen):
+    """What the Power Platform admin API says about an environment."""
+
+    environment_id: str
+    management_state: str
+    runtime_state: str
+    instance_url: str | None
+
+
+class Target(_Frozen):
+    """One place a secret's value must land."""
+
+    environment: Environment
+    env_var: str
+
+
+class TargetResult(_Frozen):
+    """The outcome for one target, with the reason an operator needs (never a value)."""
+
+    environment: str
+    stage: int
+    env_var: str
+    outcome: Outcome
+    reason: str = ""
+    retryable: bool = False
+    duration_ms: float = 0.0
+
+
+class SecretReport(_Frozen):
+    """The outcome of syncing one secret to all its targets."""
+
+    secret: str
+    version: str | None
+    results: tuple[TargetResult, ...]
+
+    @property
+    def changed(self) -> bool:
+        return any(result.outcome in (Outcome.UPDATED, Outcome.CREATED) for result in self.results)
+
+    @property
+    def failed(self) -> bool:
+        return any(result.outcome in (Outcome.FAILED, Outcome.SKIPPED) for result in self.results)
+
+    @property
+    def retryable(self) -> bool:
+        return any(result.retryable for result in self.results)
+
+
+class RunReport(_Frozen):
+    """One run (an event, a reconcile): what the card and the summary log line are built from."""
+
+    correlation_id: str
+    trigger: Trigger
+    started_at: datetime
+    secrets: tuple[SecretReport, ...]
+    notification: str = "not sent"
+
+    @property
+    def results(self) -> list[TargetResult]:
+        return [result for report in self.secrets for result in report.results]
+
+    @property
+    def changed(self) -> bool:
+        return any(report.changed for report in self.secrets)
+
+    @property
+    def failed(self) -> bool:
+        return any(report.failed for report in self.secrets)
+
+    @property
+    def retryable(self) -> bool:
+        return any(report.retryable for report in self.secrets)
+
+    def counts(self) -> dict[str, int]:
+        """Targets per outcome, every outcome present (zeros included) for stable log fields."""
+        counts = {outcome.value: 0 for outcome in Outcome}
+        for result in self.results:
+            counts[result.outcome.value] += 1
+        return counts

@@ -1,0 +1,102 @@
+"""Builds the service on first use and keeps it for the life of the worker's event loop.
+
+Nothing happens at import: settings are read and clients created the first time a trigger
+runs, inside the worker's loop (async clients belong to the loop that created them). A new loop
+(tests, the CLI) gets fresh clients. A bad configuration is raised on every invocation until it
+is fixed, and is never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+from azure.identity.aio import DefaultAzureCredential
+from azure.keyvault.secrets.aio import SecretClient
+
+from sync.adapters.admin import PowerPlatformAdmin
+from sync.adapters.dataverse import DataverseClient
+from sync.adapters.keyvault import KeyVaultReader
+from sync.adapters.teams import TeamsNotifier
+from sync.engine import SyncEngine
+from sync.service import LockstepService
+from sync.settings import Settings, load_settings
+from sync.telemetry import get_logger, quiet_noisy_loggers
+from sync.tls import ca_bundle_path, ssl_context
+
+log = get_logger(__name__)
+USER_AGENT = "lockstep/0.1"
+
+
+@dataclass
+class Runtime:
+    service: LockstepService
+    loop: asyncio.AbstractEventLoop
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+        self.closers.clear()
+
+
+def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtime:
+    """Wires the adapters to the engine. Synchronous, so two first invocations cannot race."""
+    quiet_noisy_loggers()
+    credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+    http = httpx.AsyncClient(
+        verify=ssl_context(),
+        headers={"User-Agent": USER_AGENT},
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        follow_redirects=False,
+    )
+    secret_client = SecretClient(
+        settings.key_vault_uri,
+        credential,
+        connection_verify=ca_bundle_path(),
+        retry_total=2,
+        retry_backoff_factor=0.5,
+        retry_backoff_max=4,
+        connection_timeout=5,
+        read_timeout=10,
+    )
+    notifier = TeamsNotifier(http, settings.teams_webhook_url) if settings.teams_webhook_url else None
+    if notifier is None:
+        log.warning("TEAMS_WEBHOOK_URL is not set: runs will not be announced in Teams")
+    engine = SyncEngine(
+        settings.mapping,
+        KeyVaultReader(secret_client),
+        DataverseClient(http, credential),
+        PowerPlatformAdmin(http, credential, settings.admin_url),
+        notifier,
+    )
+    return Runtime(
+        service=LockstepService(settings, engine, notifier),
+        loop=loop,
+        closers=[credential.close, http.aclose, secret_client.close],
+    )
+
+
+_runtime: Runtime | None = None
+
+
+async def get_service(environ: Mapping[str, str] | None = None) -> LockstepService:
+    """The process-wide service for the running loop; raises ConfigurationError when misconfigured."""
+    global _runtime
+    loop = asyncio.get_running_loop()
+    if _runtime is not None and _runtime.loop is loop:
+        return _runtime.service
+    settings = load_settings(os.environ if environ is None else environ)
+    _runtime = build_runtime(settings, loop)
+    return _runtime.service
+
+
+async def close_runtime() -> None:
+    """Closes the clients (tests, the CLI, the demo); the Functions worker simply exits."""
+    global _runtime
+    runtime, _runtime = _runtime, None
+    if runtime is not None and runtime.loop is asyncio.get_running_loop():
+        await runtime.aclose()
