@@ -1,0 +1,10 @@
+"""Local emulator for Lockstep: Key Vault, Dataverse, Power Platform admin API, managed identity, Teams.
+
+Production code is pointed at it only through standard environment variables
+(``Emulator.client_environment()``); see ``emulator/README.md``.
+"""
+
+from ._core import Emulator, Environment, KeyVault
+from ._state import RecordedRequest
+
+__all__ = ["Emulator", "Environment", "KeyVault", "RecordedRequest"]

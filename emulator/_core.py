@@ -1,0 +1,581 @@
+"""The public ``Emulator``: lifecycle (one background thread, one event loop) and the synchronous API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from . import _identity, _keyvault, _teams, _tls
+from ._certs import make_certificates
+from ._proxy import ConnectProxy
+from ._state import (
+    ADMIN_HOST,
+    CRM_SUFFIX,
+    FAKE_SUBSCRIPTION_ID,
+    FAULTABLE_SERVICES,
+    Definition,
+    EnvironmentState,
+    Fault,
+    RecordedRequest,
+    State,
+    ValueRow,
+    VaultState,
+)
+from ._tls import LABEL
+
+LOOPBACK = "127.0.0.1"
+NO_PROXY = "127.0.0.1,localhost"
+STRING_TYPE = 100000000
+STARTUP_TIMEOUT = 30.0
+SHUTDOWN_TIMEOUT = 15.0
+VAULT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+EVENT_RESOURCE_GROUP = "lockstep-demo"
+
+
+def _epoch(moment: datetime | None) -> int | None:
+    """Seconds since the epoch; a naive datetime is taken as UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _listening_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((LOOPBACK, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoints:
+    ca_cert_path: Path
+    proxy_port: int
+    identity_port: int
+
+
+class KeyVault:
+    """A handle on one emulated vault (``https://<name>.vault.lockstep.test/``)."""
+
+    def __init__(self, state: State, name: str) -> None:
+        self._state = state
+        self.name = name
+        self.url = f"https://{_keyvault.vault_host(name)}/"
+
+    def __repr__(self) -> str:
+        return f"KeyVault({self.name!r})"
+
+    def _vault(self) -> VaultState:
+        return self._state.vaults[self.name]
+
+    def set_secret(
+        self,
+        name: str,
+        value: str,
+        *,
+        enabled: bool = True,
+        expires: datetime | None = None,
+        not_before: datetime | None = None,
+        content_type: str | None = None,
+    ) -> str:
+        """Add a new version (32 lower-case hex digits) and make it current."""
+        if not _keyvault.SECRET_NAME.match(name):
+            raise ValueError(f"invalid Key Vault secret name: {name!r}")
+        with self._state.lock:
+            _, version = _keyvault.add_version(
+                self._vault(),
+                name,
+                value,
+                enabled=enabled,
+                not_before=_epoch(not_before),
+                expires=_epoch(expires),
+                content_type=content_type,
+            )
+            return version.version
+
+    def disable_secret(self, name: str) -> None:
+        """Disable the current version."""
+        with self._state.lock:
+            record = self._vault().find(name)
+            if record is None or record.current is None:
+                raise KeyError(f"no secret {name!r} in vault {self.name!r}")
+            current = record.versions[record.current]
+            current.enabled = False
+            current.updated = int(time.time())
+
+    def delete_secret(self, name: str) -> None:
+        """Delete the secret and all its versions (reads then answer 404 SecretNotFound)."""
+        with self._state.lock:
+            if self._vault().secrets.pop(name.lower(), None) is None:
+                raise KeyError(f"no secret {name!r} in vault {self.name!r}")
+
+    def current_version(self, name: str) -> str | None:
+        with self._state.lock:
+            record = self._vault().find(name)
+            return None if record is None else record.current
+
+    def secret_event(
+        self,
+        name: str,
+        version: str | None = None,
+        event_type: str = "Microsoft.KeyVault.SecretNewVersionCreated",
+    ) -> dict[str, Any]:
+        """An Event Grid schema event for that secret version, as Key Vault publishes it."""
+        with self._state.lock:
+            record = self._vault().find(name)
+            if record is None or record.current is None:
+                raise KeyError(f"no secret {name!r} in vault {self.name!r}")
+            wanted = record.current if version is None else version.lower()
+            found = record.versions.get(wanted)
+            if found is None:
+                raise KeyError(f"no version {version!r} of secret {name!r}")
+            secret_name = record.name
+        return {
+            "id": str(uuid.uuid4()),
+            "topic": (
+                f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{EVENT_RESOURCE_GROUP}"
+                f"/providers/Microsoft.KeyVault/vaults/{self.name}"
+            ),
+            "subject": secret_name,
+            "eventType": event_type,
+            "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "dataVersion": "1",
+            "metadataVersion": "1",
+            "data": {
+                "Id": _keyvault.secret_id(self.name, secret_name, found.version),
+                "VaultName": self.name,
+                "ObjectType": "Secret",
+                "ObjectName": secret_name,
+                "Version": found.version,
+                "NBF": found.not_before,
+                "EXP": found.expires,
+            },
+        }
+
+
+class Environment:
+    """A handle on one Power Platform environment: its admin-API entry and its Dataverse org."""
+
+    def __init__(self, state: State, env: EnvironmentState) -> None:
+        self._state = state
+        self._env = env
+        self.name = env.name
+        self.id = env.id
+        self.org = env.org
+        self.url = env.url
+
+    def __repr__(self) -> str:
+        return f"Environment({self.name!r}, org={self.org!r}, id={self.id!r})"
+
+    def _definition(self, schema_name: str) -> Definition:
+        definition = self._env.definition_by_schema(schema_name)
+        if definition is None:
+            raise KeyError(f"no environment variable definition {schema_name!r} in {self.name!r}")
+        return definition
+
+    def set_state(self, management: str = "Ready", runtime: str = "Enabled") -> None:
+        with self._state.lock:
+            self._env.management = management
+            self._env.runtime = runtime
+
+    def set_instance_url(self, url: str) -> None:
+        """What the admin API reports as ``linkedEnvironmentMetadata.instanceUrl``."""
+        with self._state.lock:
+            self._env.instance_url = url
+
+    def add_definition(self, schema_name: str, type: int = STRING_TYPE, value: str | None = None) -> str:
+        """Create a definition (and a value row when ``value`` is given); returns the definition id."""
+        with self._state.lock:
+            if self._env.definition_by_schema(schema_name) is not None:
+                raise ValueError(f"definition {schema_name!r} already exists in {self.name!r}")
+            definition = Definition(
+                id=str(uuid.uuid4()), schema_name=schema_name, type=type, row_version=self._env.next_version()
+            )
+            self._env.definitions[definition.id] = definition
+            if value is not None:
+                self._add_row(definition, value)
+            return definition.id
+
+    def _add_row(self, definition: Definition, value: str) -> ValueRow:
+        row = ValueRow(
+            id=str(uuid.uuid4()),
+            definition_id=definition.id,
+            schema_name=definition.schema_name,
+            value=value,
+            row_version=self._env.next_version(),
+        )
+        self._env.values[row.id] = row
+        return row
+
+    def definition_id(self, schema_name: str) -> str:
+        with self._state.lock:
+            return self._definition(schema_name).id
+
+    def value_of(self, schema_name: str) -> str | None:
+        """The value row's value, or None when the definition has no value row."""
+        with self._state.lock:
+            rows = self._env.rows_of(self._definition(schema_name).id)
+            return rows[0].value if rows else None
+
+    def value_etag(self, schema_name: str) -> str | None:
+        """The value row's current ``@odata.etag`` (``W/"<n>"``), or None when there is no row."""
+        with self._state.lock:
+            rows = self._env.rows_of(self._definition(schema_name).id)
+            return f'W/"{rows[0].row_version}"' if rows else None
+
+    def value_row_count(self, schema_name: str) -> int:
+        with self._state.lock:
+            return len(self._env.rows_of(self._definition(schema_name).id))
+
+    def set_value(self, schema_name: str, value: str) -> None:
+        """Tamper out of band: update (or create) the value row and bump its etag."""
+        with self._state.lock:
+            definition = self._definition(schema_name)
+            rows = self._env.rows_of(definition.id)
+            if not rows:
+                self._add_row(definition, value)
+                return
+            rows[0].value = value
+            rows[0].row_version = self._env.next_version()
+
+    def remove_definition(self, schema_name: str) -> None:
+        """Delete the definition and its value rows."""
+        with self._state.lock:
+            definition = self._definition(schema_name)
+            for row in self._env.rows_of(definition.id):
+                del self._env.values[row.id]
+            del self._env.definitions[definition.id]
+
+
+class Emulator:
+    """Loopback Key Vault, Dataverse, Power Platform admin API, managed identity and Teams webhook.
+
+    The public API is synchronous and thread-safe; the servers run on a private event loop in a
+    background thread. State (vaults, environments, faults) may be set up before ``start()``.
+    """
+
+    def __init__(self, *, proxy_port: int = 0, identity_port: int = 0) -> None:
+        self._state = State()
+        self._proxy_port_wanted = proxy_port
+        self._identity_port_wanted = identity_port
+        self._lifecycle = threading.Lock()
+        self._started = False
+        self._stopped = False
+        self._tmpdir: Path | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._endpoints: _Endpoints | None = None
+        self._runners: list[web.AppRunner] = []
+        self._proxy: ConnectProxy | None = None
+
+    # --- lifecycle ---
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        with self._lifecycle:
+            if self._started:
+                raise RuntimeError("an Emulator can be started only once")
+            self._started = True
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="lockstep-emulator-"))
+            try:
+                certificates = make_certificates(self._tmpdir)
+                loop = asyncio.new_event_loop()
+                self._loop = loop
+                self._thread = threading.Thread(
+                    target=self._run_loop, args=(loop,), name="lockstep-emulator", daemon=True
+                )
+                self._thread.start()
+                ports = asyncio.run_coroutine_threadsafe(
+                    self._serve(certificates.server_context), loop
+                ).result(STARTUP_TIMEOUT)
+                self._endpoints = _Endpoints(certificates.ca_cert_path, *ports)
+            except BaseException:
+                self._teardown()
+                raise
+
+    def stop(self) -> None:
+        """Stop every listener, end the thread and remove the temp dir. Idempotent."""
+        with self._lifecycle:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._teardown()
+
+    def _teardown(self) -> None:
+        loop, thread = self._loop, self._thread
+        try:
+            if loop is not None and thread is not None and thread.is_alive():
+                try:
+                    asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(SHUTDOWN_TIMEOUT)
+                finally:
+                    loop.call_soon_threadsafe(loop.stop)
+                    thread.join(SHUTDOWN_TIMEOUT)
+        finally:
+            if self._tmpdir is not None:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+    async def _serve(self, server_context: ssl.SSLContext) -> tuple[int, int]:
+        tls_sock = _listening_socket(0)
+        tls_port = tls_sock.getsockname()[1]
+        await self._start_app(_tls.make_app(self._state), tls_sock, server_context)
+
+        identity_sock = _listening_socket(self._identity_port_wanted)
+        identity_port = identity_sock.getsockname()[1]
+        await self._start_app(_identity.make_app(self._state), identity_sock, None)
+
+        proxy_sock = _listening_socket(self._proxy_port_wanted)
+        proxy_port = proxy_sock.getsockname()[1]
+        self._proxy = ConnectProxy(self._state, tls_port)
+        await self._proxy.start(proxy_sock)
+        return proxy_port, identity_port
+
+    async def _start_app(
+        self, app: web.Application, sock: socket.socket, server_context: ssl.SSLContext | None
+    ) -> None:
+        # access_log=None: aiohttp's access log would print request lines, query strings (sig) included.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        self._runners.append(runner)
+        try:
+            await web.SockSite(runner, sock, ssl_context=server_context).start()
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _shutdown(self) -> None:
+        if self._proxy is not None:
+            await self._proxy.close()
+        for runner in reversed(self._runners):
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+        self._runners.clear()
+
+    def _require_endpoints(self) -> _Endpoints:
+        if self._endpoints is None:
+            raise RuntimeError("the emulator is not running: call start() first")
+        return self._endpoints
+
+    # --- connection facts ---
+
+    @property
+    def ca_cert_path(self) -> Path:
+        return self._require_endpoints().ca_cert_path
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://{LOOPBACK}:{self._require_endpoints().proxy_port}"
+
+    @property
+    def identity_endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self._require_endpoints().identity_port}{_identity.PATH}"
+
+    @property
+    def identity_header(self) -> str:
+        return self._state.identity_header
+
+    @property
+    def admin_url(self) -> str:
+        return f"https://{ADMIN_HOST}"
+
+    def client_environment(self) -> dict[str, str]:
+        """The standard variables that point azure-identity, the Azure SDK and httpx at the emulator."""
+        ca = str(self.ca_cert_path)
+        return {
+            "SSL_CERT_FILE": ca,
+            "REQUESTS_CA_BUNDLE": ca,
+            "HTTPS_PROXY": self.proxy_url,
+            "https_proxy": self.proxy_url,
+            "NO_PROXY": NO_PROXY,
+            "no_proxy": NO_PROXY,
+            "IDENTITY_ENDPOINT": self.identity_endpoint,
+            "IDENTITY_HEADER": self.identity_header,
+            "POWER_PLATFORM_ADMIN_URL": self.admin_url,
+        }
+
+    def add_ca_to_aiohttp_default_context(self) -> None:
+        """Trust the emulator CA in aiohttp's process-wide default ``SSLContext``.
+
+        aiohttp builds that context once, when ``aiohttp.connector`` is first imported, so an
+        ``SSL_CERT_FILE`` set later in the same process (monkeypatch in a test) never reaches the
+        Azure SDK's aiohttp transport. Call this in in-process tests; a fresh process started with
+        ``client_environment()`` (Core Tools, ``python -m sync``) needs nothing. The CA stays trusted
+        in that context until the process ends (its private key is discarded at ``stop()``).
+        """
+        import aiohttp.connector
+
+        context = getattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", None)
+        if not isinstance(context, ssl.SSLContext):
+            raise RuntimeError("this aiohttp has no import-time default SSLContext; SSL_CERT_FILE is enough")
+        context.load_verify_locations(cafile=str(self.ca_cert_path))
+
+    # --- tokens (test conveniences; production code gets tokens from the identity endpoint) ---
+
+    def issue_token(self, resource: str, client_id: str | None = None) -> str:
+        """A bearer token for ``resource``, as the managed-identity endpoint would issue it."""
+        with self._state.lock:
+            access_token, _ = self._state.issue_token(resource, client_id)
+            return access_token
+
+    def expire_tokens(self) -> None:
+        """Make every token issued so far expired (the services then answer 401)."""
+        with self._state.lock:
+            for token in self._state.tokens.values():
+                token.expires_at = min(token.expires_at, time.time() - 1)
+
+    # --- Key Vault ---
+
+    def key_vault(self, name: str) -> KeyVault:
+        """Get or create the vault ``https://<name>.vault.lockstep.test/``."""
+        if not (3 <= len(name) <= 24 and set(name) <= VAULT_NAME_CHARS and name[0].isalpha()):
+            raise ValueError(f"invalid vault name {name!r}: 3-24 lower-case letters, digits and '-'")
+        if not LABEL.match(name):
+            raise ValueError(f"invalid vault name {name!r}")
+        with self._state.lock:
+            self._state.vaults.setdefault(name, VaultState(name=name))
+        return KeyVault(self._state, name)
+
+    # --- Power Platform ---
+
+    def environment(
+        self,
+        name: str,
+        org: str | None = None,
+        environment_id: str | None = None,
+        management_state: str | None = None,
+        runtime_state: str | None = None,
+    ) -> Environment:
+        """Get or create an environment by name (defaults: org=name, a new uuid4, Ready/Enabled).
+
+        For an existing environment, a given ``org`` or ``environment_id`` must match, and given
+        states are applied.
+        """
+        with self._state.lock:
+            env = self._state.environments.get(name)
+            if env is not None:
+                if org is not None and org.lower() != env.org:
+                    raise ValueError(f"environment {name!r} already exists with org {env.org!r}")
+                if environment_id is not None and environment_id.lower() != env.id.lower():
+                    raise ValueError(f"environment {name!r} already exists with id {env.id!r}")
+                if management_state is not None:
+                    env.management = management_state
+                if runtime_state is not None:
+                    env.runtime = runtime_state
+                return Environment(self._state, env)
+            org = (org or name).lower()
+            if not LABEL.match(org):
+                raise ValueError(f"invalid org {org!r}: it must be one DNS label")
+            environment_id = environment_id or str(uuid.uuid4())
+            if self._state.environment_by_org(org) is not None:
+                raise ValueError(f"org {org!r} is already used by another environment")
+            if self._state.environment_by_id(environment_id) is not None:
+                raise ValueError(f"environment id {environment_id!r} is already used")
+            env = EnvironmentState(
+                name=name,
+                id=environment_id,
+                org=org,
+                management=management_state or "Ready",
+                runtime=runtime_state or "Enabled",
+                instance_url=f"https://{org}{CRM_SUFFIX}/",
+            )
+            self._state.environments[name] = env
+            return Environment(self._state, env)
+
+    # --- Teams ---
+
+    def teams_webhook_url(self) -> str:
+        """The Workflows webhook URL (a credential: it carries the ``sig``)."""
+        return _teams.webhook_url(self._state)
+
+    def teams_webhook_path(self) -> str:
+        """Host-less, query-less part of the webhook URL, safe to print."""
+        return _teams.webhook_path(self._state)
+
+    @property
+    def teams_posts(self) -> list[dict[str, Any]]:
+        with self._state.lock:
+            return copy.deepcopy(self._state.teams_posts)
+
+    # --- diagnostics and faults ---
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._state.lock:
+            return list(self._state.requests)
+
+    def reset_requests(self) -> None:
+        with self._state.lock:
+            self._state.requests.clear()
+
+    def inject_fault(
+        self,
+        service: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        path_contains: str | None = None,
+    ) -> None:
+        """The next ``times`` matching requests to ``service`` answer ``status`` without touching state.
+
+        A fault applies after the credential check (bearer token, identity header, webhook sig),
+        so a request the service would reject as unauthenticated does not consume it.
+        """
+        if service not in FAULTABLE_SERVICES:
+            raise ValueError(f"unknown service {service!r}; expected one of {', '.join(FAULTABLE_SERVICES)}")
+        if not 200 <= status <= 599:
+            raise ValueError("status must be a final HTTP status (200-599)")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if retry_after is not None and retry_after < 0:
+            raise ValueError("retry_after must not be negative")
+        with self._state.lock:
+            self._state.faults.append(Fault(service, status, times, retry_after, path_contains))
+
+    def clear_faults(self) -> None:
+        with self._state.lock:
+            self._state.faults.clear()

@@ -1,0 +1,210 @@
+"""In-memory state of the emulator: plain objects guarded by one ``threading.Lock``.
+
+Every access from a request handler (emulator thread) or from the public API (any thread) holds
+``State.lock`` for the whole read-modify-write and never awaits while holding it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity", "proxy")
+FAULTABLE_SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity")
+
+DOMAIN = "lockstep.test"
+VAULT_SUFFIX = f".vault.{DOMAIN}"
+CRM_SUFFIX = f".crm.{DOMAIN}"
+ADMIN_HOST = f"api.bap.{DOMAIN}"
+TEAMS_HOST = f"webhook.{DOMAIN}"
+
+KEY_VAULT_AUDIENCE = f"https://vault.{DOMAIN}"
+ADMIN_AUDIENCE = "https://service.powerapps.com"
+FAKE_TENANT_ID = "00000000-0000-0000-0000-000000000000"
+FAKE_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+FAKE_CLIENT_ID = "11111111-1111-1111-1111-111111111111"
+TOKEN_LIFETIME_SECONDS = 3600
+
+VALUE_MAX_LENGTH = 2000
+TYPE_SECRET = 100000005
+
+
+def normalize_audience(resource: str) -> str:
+    """``https://x/.default`` and ``https://x/`` both mean the audience ``https://x``."""
+    audience = resource.strip()
+    if audience.endswith("/.default"):
+        audience = audience[: -len("/.default")]
+    return audience.rstrip("/").lower()
+
+
+def dataverse_audience(org: str) -> str:
+    return f"https://{org}{CRM_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request seen by the emulator. ``path`` never includes the query string."""
+
+    service: str
+    method: str
+    host: str
+    path: str
+    status: int
+
+
+@dataclass(slots=True)
+class SecretVersion:
+    version: str
+    value: str
+    enabled: bool
+    created: int
+    updated: int
+    not_before: int | None
+    expires: int | None
+    content_type: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SecretRecord:
+    name: str
+    versions: dict[str, SecretVersion] = field(default_factory=dict)
+    current: str | None = None
+
+
+@dataclass(slots=True)
+class VaultState:
+    name: str
+    secrets: dict[str, SecretRecord] = field(default_factory=dict)  # keyed by lower-case name
+
+    def find(self, name: str) -> SecretRecord | None:
+        return self.secrets.get(name.lower())
+
+
+@dataclass(slots=True)
+class Definition:
+    id: str
+    schema_name: str
+    type: int
+    row_version: int
+
+
+@dataclass(slots=True)
+class ValueRow:
+    id: str
+    definition_id: str
+    schema_name: str
+    value: str | None
+    row_version: int
+
+
+@dataclass(slots=True)
+class EnvironmentState:
+    name: str
+    id: str
+    org: str
+    management: str
+    runtime: str
+    instance_url: str
+    definitions: dict[str, Definition] = field(default_factory=dict)  # keyed by id
+    values: dict[str, ValueRow] = field(default_factory=dict)  # keyed by id
+    version_counter: int = 1000
+    business_unit_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    user_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    organization_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.org}{CRM_SUFFIX}"
+
+    def next_version(self) -> int:
+        """Dataverse row versions come from one increasing counter per organization."""
+        self.version_counter += 1
+        return self.version_counter
+
+    def definition_by_schema(self, schema_name: str) -> Definition | None:
+        # Dataverse string comparison is case-insensitive.
+        wanted = schema_name.lower()
+        for definition in self.definitions.values():
+            if definition.schema_name.lower() == wanted:
+                return definition
+        return None
+
+    def rows_of(self, definition_id: str) -> list[ValueRow]:
+        return [row for row in self.values.values() if row.definition_id == definition_id]
+
+
+@dataclass(slots=True)
+class Token:
+    audience: str
+    expires_at: float
+    client_id: str
+
+
+@dataclass(slots=True)
+class Fault:
+    service: str
+    status: int
+    remaining: int
+    retry_after: float | None
+    path_contains: str | None
+
+
+class State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.vaults: dict[str, VaultState] = {}
+        self.environments: dict[str, EnvironmentState] = {}  # keyed by name
+        self.tokens: dict[str, Token] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self.teams_posts: list[dict[str, Any]] = []
+        self.identity_header = secrets.token_urlsafe(24)
+        self.teams_workflow_id = secrets.token_hex(16)
+        self.teams_sig = secrets.token_urlsafe(32)
+
+    # --- helpers below expect the caller to hold ``self.lock`` ---
+
+    def environment_by_org(self, org: str) -> EnvironmentState | None:
+        for env in self.environments.values():
+            if env.org == org.lower():
+                return env
+        return None
+
+    def environment_by_id(self, environment_id: str) -> EnvironmentState | None:
+        for env in self.environments.values():
+            if env.id.lower() == environment_id.lower():
+                return env
+        return None
+
+    def take_fault(self, service: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.service != service:
+                continue
+            if fault.path_contains is not None and fault.path_contains not in path:
+                continue
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self.faults.remove(fault)
+            return fault
+        return None
+
+    def issue_token(self, resource: str, client_id: str | None) -> tuple[str, Token]:
+        token = Token(
+            audience=normalize_audience(resource),
+            expires_at=time.time() + TOKEN_LIFETIME_SECONDS,
+            client_id=client_id or FAKE_CLIENT_ID,
+        )
+        access_token = secrets.token_urlsafe(32)
+        self.tokens[access_token] = token
+        return access_token, token
+
+    # --- these take the lock themselves ---
+
+    def record(self, service: str, method: str, host: str, path: str, status: int) -> None:
+        with self.lock:
+            self.requests.append(RecordedRequest(service, method, host, path, status))
