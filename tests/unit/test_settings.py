@@ -1,0 +1,97 @@
+"""The configuration contract: defaults, every problem at once, the webhook never echoed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync.errors import ConfigurationError
+from sync.settings import DEFAULT_ADMIN_URL, load_settings
+
+
+def problems(environ: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ)
+    return caught.value.problems
+
+
+def test_valid_settings_and_defaults(environ: dict[str, str]) -> None:
+    settings = load_settings(environ)
+    assert settings.key_vault_uri == "https://contoso-lockstep.vault.azure.net/"
+    assert settings.vault_name == "contoso-lockstep"
+    assert settings.admin_url == DEFAULT_ADMIN_URL
+    assert settings.teams_webhook_url is not None
+    assert "TOPSECRETSIG" not in repr(settings)
+    assert [e.name for e in settings.mapping.environments] == ["dev", "test", "prod"]
+
+
+def test_mapping_file(tmp_path: Path, environ: dict[str, str], mapping_doc: dict[str, Any]) -> None:
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps(mapping_doc))
+    del environ["LOCKSTEP_MAPPING"]
+    environ["LOCKSTEP_MAPPING_FILE"] = str(path)
+    assert len(load_settings(environ).mapping.secrets) == 2
+
+
+def test_exactly_one_mapping_source(environ: dict[str, str]) -> None:
+    environ["LOCKSTEP_MAPPING_FILE"] = "/x.json"
+    assert problems(environ) == [
+        "LOCKSTEP_MAPPING / LOCKSTEP_MAPPING_FILE: set exactly one of them (both are set)"
+    ]
+    del environ["LOCKSTEP_MAPPING"], environ["LOCKSTEP_MAPPING_FILE"]
+    assert problems(environ) == [
+        "LOCKSTEP_MAPPING / LOCKSTEP_MAPPING_FILE: set exactly one of them (neither is set)"
+    ]
+
+
+def test_missing_mapping_file(environ: dict[str, str], tmp_path: Path) -> None:
+    del environ["LOCKSTEP_MAPPING"]
+    environ["LOCKSTEP_MAPPING_FILE"] = str(tmp_path / "absent.json")
+    assert problems(environ)[0].startswith("LOCKSTEP_MAPPING_FILE: cannot read")
+
+
+def test_mapping_not_json(environ: dict[str, str]) -> None:
+    environ["LOCKSTEP_MAPPING"] = "{not json"
+    assert problems(environ)[0].startswith("LOCKSTEP_MAPPING: not valid JSON")
+
+
+def test_all_problems_listed_together(environ: dict[str, str]) -> None:
+    environ.update(
+        KEY_VAULT_URI="http://vault",
+        TEAMS_WEBHOOK_URL="http://hooks.example/TOPSECRETSIG",
+        POWER_PLATFORM_ADMIN_URL="https://api.bap.microsoft.com/some/path",
+        AZURE_CLIENT_ID="nope",
+        RECONCILE_SCHEDULE="0 2 * * *",
+    )
+    found = problems(environ)
+    assert [p.split(":")[0] for p in found] == [
+        "KEY_VAULT_URI",
+        "TEAMS_WEBHOOK_URL",
+        "POWER_PLATFORM_ADMIN_URL",
+        "AZURE_CLIENT_ID",
+        "RECONCILE_SCHEDULE",
+    ]
+    assert "TOPSECRETSIG" not in str(ConfigurationError(found))
+
+
+def test_missing_vault_and_bad_name(environ: dict[str, str]) -> None:
+    del environ["KEY_VAULT_URI"]
+    assert problems(environ) == ["KEY_VAULT_URI: required (https://<vault>.vault.azure.net/)"]
+    environ["KEY_VAULT_URI"] = "https://x.vault.azure.net/"
+    assert "is not a Key Vault name" in problems(environ)[0]
+
+
+def test_unresolved_key_vault_reference(environ: dict[str, str]) -> None:
+    environ["TEAMS_WEBHOOK_URL"] = "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/teams/)"
+    assert "Key Vault reference was not resolved" in problems(environ)[0]
+
+
+def test_mapping_problems_carry_the_setting_name(
+    environ: dict[str, str], mapping_doc: dict[str, Any]
+) -> None:
+    mapping_doc["secrets"][0]["env_var"] = "bad"
+    environ["LOCKSTEP_MAPPING"] = json.dumps(mapping_doc)
+    assert problems(environ)[0].startswith("LOCKSTEP_MAPPING.secrets[0].env_var:")
