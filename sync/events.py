@@ -96,7 +96,8 @@ def parse_secret_event(
             raise InvalidEventError("data", "is not valid JSON") from None
     if not isinstance(data, AnyMapping):
         raise InvalidEventError("data", "must be a JSON object")
-    lowered = {str(key).lower(): value for key, value in data.items()}
+    # Keys vary in case across payload versions (and a documented sample has "objectName " with a space).
+    lowered = {str(key).strip().lower(): value for key, value in data.items()}
 
     object_type = _text(lowered, "ObjectType")
     if object_type.lower() != "secret":
