@@ -5,6 +5,7 @@ Production code is pointed at it only through standard environment variables
 """
 
 from ._core import Emulator, Environment, KeyVault
+from ._seed import SeedError, apply_seed, load_seed
 from ._state import RecordedRequest
 
-__all__ = ["Emulator", "Environment", "KeyVault", "RecordedRequest"]
+__all__ = ["Emulator", "Environment", "KeyVault", "RecordedRequest", "SeedError", "apply_seed", "load_seed"]

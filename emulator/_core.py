@@ -479,6 +479,10 @@ class Emulator:
             self._state.vaults.setdefault(name, VaultState(name=name))
         return KeyVault(self._state, name)
 
+    def key_vaults(self) -> list[KeyVault]:
+        with self._state.lock:
+            return [KeyVault(self._state, name) for name in self._state.vaults]
+
     # --- Power Platform ---
 
     def environment(
@@ -524,6 +528,10 @@ class Emulator:
             )
             self._state.environments[name] = env
             return Environment(self._state, env)
+
+    def environments(self) -> list[Environment]:
+        with self._state.lock:
+            return [Environment(self._state, env) for env in self._state.environments.values()]
 
     # --- Teams ---
 

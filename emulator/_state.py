@@ -6,12 +6,15 @@ Every access from a request handler (emulator thread) or from the public API (an
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger("emulator")
 
 SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity", "proxy")
 FAULTABLE_SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity")
@@ -206,5 +209,6 @@ class State:
     # --- these take the lock themselves ---
 
     def record(self, service: str, method: str, host: str, path: str, status: int) -> None:
+        log.debug("%s %s %s%s -> %d", service, method, host, path, status)  # path has no query string
         with self.lock:
             self.requests.append(RecordedRequest(service, method, host, path, status))

@@ -1,0 +1,165 @@
+"""Seed an emulator from a JSON document (format described in emulator/README.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._core import Emulator
+
+STRING_TYPE = 100000000
+SECRET_KEYS = {"value", "enabled", "content_type", "expires", "not_before"}
+ENVIRONMENT_KEYS = {"org", "id", "management_state", "runtime_state", "instance_url", "definitions"}
+DEFINITION_KEYS = {"type", "value"}
+
+
+class SeedError(ValueError):
+    """Every problem found in a seed document, each with its JSON path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid seed:\n" + "\n".join(f"  {p}" for p in problems))
+        self.problems = problems
+
+
+def _moment(raw: Any, path: str, problems: list[str]) -> datetime | None:
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return datetime.fromtimestamp(raw, UTC)
+    if isinstance(raw, str):
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            pass
+        else:
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    problems.append(f"{path}: expected an ISO 8601 time or epoch seconds")
+    return None
+
+
+def _object(raw: Any, path: str, problems: list[str]) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"{path}: expected an object")
+        return {}
+    return raw
+
+
+def _unknown(raw: dict[str, Any], allowed: set[str], path: str, problems: list[str]) -> None:
+    problems.extend(f"{path}.{key}: unknown key" for key in sorted(set(raw) - allowed))
+
+
+def apply_seed(emulator: Emulator, document: Any) -> None:
+    """Create the vaults, secrets, environments and definitions a seed document describes.
+
+    The whole document is validated first; nothing is created when any part is invalid.
+    """
+    problems: list[str] = []
+    actions: list[Any] = []
+    root = _object(document, "$", problems)
+    _unknown(root, {"vaults", "environments"}, "$", problems)
+    for vault_name, vault_raw in _object(root.get("vaults"), "$.vaults", problems).items():
+        vault_path = f"$.vaults.{vault_name}"
+        vault = _object(vault_raw, vault_path, problems)
+        _unknown(vault, {"secrets"}, vault_path, problems)
+        secrets = _object(vault.get("secrets"), f"{vault_path}.secrets", problems)
+        actions.append(("vault", vault_name, _secrets(secrets, f"{vault_path}.secrets", problems)))
+    for env_name, env_raw in _object(root.get("environments"), "$.environments", problems).items():
+        env_path = f"$.environments.{env_name}"
+        env = _object(env_raw, env_path, problems)
+        _unknown(env, ENVIRONMENT_KEYS, env_path, problems)
+        for key in ("org", "id", "management_state", "runtime_state", "instance_url"):
+            if env.get(key) is not None and not isinstance(env[key], str):
+                problems.append(f"{env_path}.{key}: expected a string")
+        definitions = _object(env.get("definitions"), f"{env_path}.definitions", problems)
+        actions.append(("environment", env_name, env, _definitions(definitions, env_path, problems)))
+    if problems:
+        raise SeedError(problems)
+    try:
+        _apply(emulator, actions)
+    except (ValueError, KeyError) as exc:
+        raise SeedError([str(exc)]) from exc
+
+
+def _secrets(secrets: dict[str, Any], path: str, problems: list[str]) -> list[dict[str, Any]]:
+    parsed = []
+    for name, raw in secrets.items():
+        item_path = f"{path}.{name}"
+        spec = {"value": raw} if isinstance(raw, str) else _object(raw, item_path, problems)
+        _unknown(spec, SECRET_KEYS, item_path, problems)
+        if not isinstance(spec.get("value"), str):
+            problems.append(f"{item_path}.value: expected a string")
+        if not isinstance(spec.get("enabled", True), bool):
+            problems.append(f"{item_path}.enabled: expected true or false")
+        if spec.get("content_type") is not None and not isinstance(spec["content_type"], str):
+            problems.append(f"{item_path}.content_type: expected a string")
+        parsed.append(
+            {
+                "name": name,
+                "value": spec.get("value"),
+                "enabled": spec.get("enabled", True),
+                "content_type": spec.get("content_type"),
+                "expires": _moment(spec.get("expires"), f"{item_path}.expires", problems),
+                "not_before": _moment(spec.get("not_before"), f"{item_path}.not_before", problems),
+            }
+        )
+    return parsed
+
+
+def _definitions(definitions: dict[str, Any], env_path: str, problems: list[str]) -> list[dict[str, Any]]:
+    parsed = []
+    for schema_name, raw in definitions.items():
+        item_path = f"{env_path}.definitions.{schema_name}"
+        if raw is None or isinstance(raw, str):
+            spec: dict[str, Any] = {"value": raw}
+        else:
+            spec = _object(raw, item_path, problems)
+        _unknown(spec, DEFINITION_KEYS, item_path, problems)
+        kind = spec.get("type", STRING_TYPE)
+        if isinstance(kind, bool) or not isinstance(kind, int):
+            problems.append(f"{item_path}.type: expected an integer such as 100000000")
+        if spec.get("value") is not None and not isinstance(spec["value"], str):
+            problems.append(f"{item_path}.value: expected a string or null")
+        parsed.append({"schema_name": schema_name, "type": kind, "value": spec.get("value")})
+    return parsed
+
+
+def _apply(emulator: Emulator, actions: list[Any]) -> None:
+    for action in actions:
+        if action[0] == "vault":
+            _, vault_name, secrets = action
+            vault = emulator.key_vault(vault_name)
+            for secret in secrets:
+                vault.set_secret(
+                    secret["name"],
+                    secret["value"],
+                    enabled=secret["enabled"],
+                    expires=secret["expires"],
+                    not_before=secret["not_before"],
+                    content_type=secret["content_type"],
+                )
+        else:
+            _, env_name, env_spec, definitions = action
+            env = emulator.environment(
+                env_name,
+                org=env_spec.get("org"),
+                environment_id=env_spec.get("id"),
+                management_state=env_spec.get("management_state"),
+                runtime_state=env_spec.get("runtime_state"),
+            )
+            if env_spec.get("instance_url") is not None:
+                env.set_instance_url(env_spec["instance_url"])
+            for definition in definitions:
+                env.add_definition(definition["schema_name"], definition["type"], definition["value"])
+
+
+def load_seed(emulator: Emulator, path: str | Path) -> None:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SeedError([f"{path}: not JSON ({exc.msg} at line {exc.lineno})"]) from exc
+    apply_seed(emulator, document)
