@@ -1,0 +1,1 @@
+"""The local demo: the emulator, a seeded Contoso tenant, and Lockstep's real functions."""

@@ -1,0 +1,96 @@
+"""End-to-end fixtures: a fresh emulator per test, the app settings pointing at it, and a
+capture of every log record and span, so tests can prove what did (and did not) leave."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import azure.functions as func
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import function_app
+from demo.scenario import Scenario, canary, seed
+from emulator import Emulator
+from sync.runtime import close_runtime
+
+FUNCTIONS = {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
+SPANS = InMemorySpanExporter()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(SPANS))
+trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+async def scenario(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Scenario]:
+    built = seed(emulator, sql_value=canary("old-sql-"), graph_value=canary("old-graph-"))
+    for name, value in built.app_settings().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LOCKSTEP_MAPPING_FILE", raising=False)
+    SPANS.clear()
+    yield built
+    await close_runtime()
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every record from every logger, DEBUG and up (azure, httpx, aiohttp included)."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def grid_event(payload: dict[str, Any]) -> func.EventGridEvent:
+    """What the Functions host hands the function for one Event Grid schema event."""
+    return func.EventGridEvent(
+        id=payload["id"],
+        data=payload["data"],
+        topic=payload["topic"],
+        subject=payload["subject"],
+        event_type=payload["eventType"],
+        event_time=None,
+        data_version=payload["dataVersion"],
+    )
+
+
+async def deliver(payload: dict[str, Any]) -> None:
+    await FUNCTIONS["on_secret_event"].get_user_function()(grid_event(payload))
+
+
+async def run_timer(past_due: bool = False) -> None:
+    from azure.functions.timer import TimerRequest
+
+    await FUNCTIONS["reconcile_nightly"].get_user_function()(TimerRequest(past_due=past_due))
+
+
+def last_report(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+    """The run summary Lockstep logs (structured), as an operator would find it in App Insights."""
+    reports = [r.lockstep_report for r in caplog.records if hasattr(r, "lockstep_report")]
+    assert reports, "no run summary was logged"
+    return reports[-1]  # type: ignore[no-any-return]
+
+
+def outcomes(report: dict[str, Any]) -> dict[tuple[str, str], str]:
+    return {
+        (result["environment"], result["env_var"]): result["outcome"]
+        for secret in report["secrets"]
+        for result in secret["results"]
+    }
+
+
+def writes(emulator: Emulator) -> list[str]:
+    return [
+        f"{r.method} {r.host}{r.path}"
+        for r in emulator.requests
+        if r.service == "dataverse" and r.method in ("PATCH", "POST")
+    ]

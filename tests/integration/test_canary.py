@@ -1,0 +1,76 @@
+"""Secrets are radioactive: a canary value must never leave Key Vault, memory and Dataverse.
+
+Runs every path that handles a value (rotation, create, duplicate, drift repair, transient and
+permanent failures, near-expiry) and then searches everything that leaves the process for it:
+every log record from every logger at DEBUG (message, arguments and structured extras), the
+Teams posts, the span attributes and events, exception messages, stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from demo.scenario import GRAPH_SECRET, GRAPH_VAR, SQL_SECRET, SQL_VAR, Scenario, canary
+from emulator import Emulator
+
+from .conftest import SPANS, deliver, run_timer
+
+
+async def test_canary_never_leaves(
+    scenario: Scenario, emulator: Emulator, logs: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old_values = [v for v in scenario.values(SQL_VAR).values() if v] + [
+        v for v in scenario.values(GRAPH_VAR).values() if v
+    ]
+    new_sql, new_graph = canary("sql-"), canary("graph-")
+    escaped: list[str] = []
+
+    await deliver(scenario.rotate(SQL_SECRET, new_sql))  # update + create
+    await deliver(scenario.vault.secret_event(SQL_SECRET))  # duplicate: unchanged
+    emulator.environment("dev").remove_definition(GRAPH_VAR)  # permanent failure path
+    emulator.inject_fault("dataverse", 503, times=8, path_contains="contoso-test")  # transient path
+    try:
+        await deliver(scenario.rotate(GRAPH_SECRET, new_graph))
+    except Exception as error:  # noqa: BLE001 - we want the message, whatever the type
+        escaped.append(f"{type(error).__name__}: {error} {error!r}")
+    emulator.clear_faults()
+    emulator.environment("prod").set_value(SQL_VAR, canary("tampered-"))  # drift
+    try:
+        await run_timer()
+    except Exception as error:  # noqa: BLE001
+        escaped.append(f"{type(error).__name__}: {error} {error!r}")
+    await deliver(scenario.vault.secret_event(SQL_SECRET, event_type="Microsoft.KeyVault.SecretNearExpiry"))
+
+    assert scenario.values(SQL_VAR)["prod"] == new_sql  # the paths really ran
+    assert escaped, "the failure paths were expected to raise"
+
+    haystacks = {
+        "log text": logs.text,
+        "log records": "\n".join(
+            f"{record.getMessage()} {record.args!r} {getattr(record, 'lockstep_report', '')} {record.exc_text or ''}"
+            for record in logs.records
+        ),
+        "teams": json.dumps(emulator.teams_posts),
+        "spans": "\n".join(
+            f"{span.name} {dict(span.attributes or {})} {[(e.name, dict(e.attributes or {})) for e in span.events]}"
+            for span in SPANS.get_finished_spans()
+        ),
+        "exceptions": "\n".join(escaped),
+        "stdout/stderr": "".join(capsys.readouterr()),
+    }
+    assert len(emulator.teams_posts) >= 3
+    for value in [new_sql, new_graph, *old_values]:
+        for where, text in haystacks.items():
+            assert value not in text, f"secret value leaked into {where}"
+    # The canary search itself works: the value is in Dataverse, where it belongs.
+    assert new_sql in json.dumps(scenario.values(SQL_VAR))
+
+
+async def test_webhook_signature_never_logged(scenario: Scenario, logs: pytest.LogCaptureFixture) -> None:
+    await deliver(scenario.rotate(SQL_SECRET, canary("sig-")))
+    signature = scenario.emulator.teams_webhook_url().split("sig=")[1].split("&")[0]
+    assert len(signature) >= 16
+    assert signature not in logs.text
+    assert "sig=" not in logs.text
