@@ -15,7 +15,10 @@ from sync.errors import ConfigurationError, InvalidEventError
 from sync.runtime import close_runtime
 from tests.unit.conftest import mapping_document
 
-TOPIC = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/{vault}"
+TOPIC = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg"
+    "/providers/Microsoft.KeyVault/vaults/{vault}"
+)
 
 
 def functions() -> dict[str, Any]:
@@ -104,7 +107,7 @@ async def test_other_key_vault_event_types_are_acknowledged() -> None:
 
 async def test_malformed_event_raises_naming_the_field() -> None:
     handler = FUNCTIONS["on_secret_event"].get_user_function()
-    with pytest.raises(InvalidEventError, match="data.ObjectType"):
+    with pytest.raises(InvalidEventError, match=r"data\.ObjectType"):
         await handler(event(ObjectType="Key"))
 
 

@@ -33,13 +33,13 @@ async def test_canary_never_leaves(
     emulator.inject_fault("dataverse", 503, times=8, path_contains="contoso-test")  # transient path
     try:
         await deliver(scenario.rotate(GRAPH_SECRET, new_graph))
-    except Exception as error:  # noqa: BLE001 - we want the message, whatever the type
+    except Exception as error:
         escaped.append(f"{type(error).__name__}: {error} {error!r}")
     emulator.clear_faults()
     emulator.environment("prod").set_value(SQL_VAR, canary("tampered-"))  # drift
     try:
         await run_timer()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         escaped.append(f"{type(error).__name__}: {error} {error!r}")
     await deliver(scenario.vault.secret_event(SQL_SECRET, event_type="Microsoft.KeyVault.SecretNearExpiry"))
 
@@ -49,13 +49,13 @@ async def test_canary_never_leaves(
     haystacks = {
         "log text": logs.text,
         "log records": "\n".join(
-            f"{record.getMessage()} {record.args!r} {getattr(record, 'lockstep_report', '')} {record.exc_text or ''}"
-            for record in logs.records
+            f"{r.getMessage()} {r.args!r} {getattr(r, 'lockstep_report', '')} {r.exc_text or ''}"
+            for r in logs.records
         ),
         "teams": json.dumps(emulator.teams_posts),
         "spans": "\n".join(
-            f"{span.name} {dict(span.attributes or {})} {[(e.name, dict(e.attributes or {})) for e in span.events]}"
-            for span in SPANS.get_finished_spans()
+            f"{s.name} {dict(s.attributes or {})} {[(e.name, dict(e.attributes or {})) for e in s.events]}"
+            for s in SPANS.get_finished_spans()
         ),
         "exceptions": "\n".join(escaped),
         "stdout/stderr": "".join(capsys.readouterr()),
