@@ -13,19 +13,13 @@ from azure.functions.timer import TimerRequest
 import function_app
 from sync.errors import ConfigurationError, InvalidEventError
 from sync.runtime import close_runtime
+from tests.functions import FUNCTIONS
 from tests.unit.conftest import mapping_document
 
 TOPIC = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg"
     "/providers/Microsoft.KeyVault/vaults/{vault}"
 )
-
-
-def functions() -> dict[str, Any]:
-    return {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
-
-
-FUNCTIONS = functions()  # get_functions() builds once per app object
 
 
 def event(

@@ -14,12 +14,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import function_app
 from demo.scenario import Scenario, canary, seed
 from emulator import Emulator
 from sync.runtime import close_runtime
+from tests.functions import FUNCTIONS
 
-FUNCTIONS = {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
 SPANS = InMemorySpanExporter()
 _provider = TracerProvider()
 _provider.add_span_processor(SimpleSpanProcessor(SPANS))
