@@ -15,19 +15,21 @@ var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
 
-  resource blobService 'blobServices' existing = {
-    name: 'default'
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
 
-    resource deadLetterContainer 'containers' existing = {
-      name: deadLetterContainerName
-    }
-  }
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: deadLetterContainerName
 }
 
 resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage::blobService::deadLetterContainer.id, topicPrincipalId, storageBlobDataContributorRoleId)
-  scope: storage::blobService::deadLetterContainer
+  name: guid(deadLetterContainer.id, topicPrincipalId, storageBlobDataContributorRoleId)
+  scope: deadLetterContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
     principalId: topicPrincipalId
