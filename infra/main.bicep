@@ -281,9 +281,10 @@ output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsN
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = systemTopicName
 output EVENT_GRID_SYSTEM_TOPIC_RESOURCE_GROUP string = systemTopicResourceGroupName
 output EVENT_SUBSCRIPTION_DEPLOYED bool = deployEventSubscription
-// Parameters of modules/event-subscription.bicep, for the azd postdeploy hook's second pass
-// ('az deployment group create --parameters @file'): the same values as the module call above.
-output EVENT_SUBSCRIPTION_PARAMETERS object = {
+// Parameters of modules/event-subscription.bicep for the azd postdeploy hook's second pass
+// ('az deployment group create --parameters @file'), as JSON text: the same values as the module
+// call above (a test holds the two together).
+output EVENT_SUBSCRIPTION_PARAMETERS string = string({
   systemTopicName: {
     value: systemTopicName
   }
@@ -305,4 +306,4 @@ output EVENT_SUBSCRIPTION_PARAMETERS object = {
   eventTimeToLiveInMinutes: {
     value: eventTimeToLiveInMinutes
   }
-}
+})
