@@ -208,3 +208,25 @@ async def test_spans_carry_names_and_outcomes(scenario: Scenario) -> None:
     assert {"lockstep.run", "lockstep.secret", "lockstep.target"} <= spans
     targets = [s for s in SPANS.get_finished_spans() if s.name == "lockstep.target"]
     assert {s.attributes["lockstep.outcome"] for s in targets if s.attributes} == {"updated", "created"}
+
+
+async def test_disabled_secret_is_a_permanent_failure(
+    scenario: Scenario, emulator: Emulator, logs: pytest.LogCaptureFixture
+) -> None:
+    event = scenario.rotate(GRAPH_SECRET, canary("disabled-"))
+    scenario.vault.disable_secret(GRAPH_SECRET)
+    await deliver(event)  # acknowledged: redelivery cannot enable it
+    results = last_report(logs)["secrets"][0]["results"]
+    assert {r["outcome"] for r in results} == {"failed"}
+    assert all("current version is disabled" in r["reason"] and not r["retryable"] for r in results)
+    assert writes(emulator) == []
+
+
+async def test_near_expiry_warns_in_teams_and_writes_nothing(scenario: Scenario, emulator: Emulator) -> None:
+    emulator.reset_requests()
+    await deliver(scenario.vault.secret_event(SQL_SECRET, event_type="Microsoft.KeyVault.SecretNearExpiry"))
+    assert writes(emulator) == []
+    [post] = emulator.teams_posts
+    card = json.dumps(post)
+    assert "expires soon" in card
+    assert "dev/contoso_SqlConnectionPassword" in card and "prod/contoso_SqlConnectionPassword" in card
