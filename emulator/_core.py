@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import shutil
 import socket
 import ssl
@@ -38,6 +39,8 @@ from ._state import (
 )
 from ._tls import LABEL
 
+log = logging.getLogger(__name__)
+
 LOOPBACK = "127.0.0.1"
 NO_PROXY = "127.0.0.1,localhost"
 STRING_TYPE = 100000000
@@ -66,6 +69,14 @@ def _listening_socket(port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _quiet_disconnects(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A client that hangs up mid-handshake (or a tunnel torn down at stop) is routine, not an error."""
+    if isinstance(context.get("exception"), ConnectionError | ssl.SSLError):
+        log.debug("connection ended early: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +360,7 @@ class Emulator:
     @staticmethod
     def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_event_loop(loop)
+        loop.set_exception_handler(_quiet_disconnects)
         try:
             loop.run_forever()
             pending = asyncio.all_tasks(loop)

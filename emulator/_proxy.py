@@ -94,7 +94,7 @@ class ConnectProxy:
             await writer.drain()
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._tls_port)
+            up_reader, up_writer = await open_upstream(self._tls_port)
         except OSError:
             self._state.record(SERVICE, "CONNECT", host, "", 502)
             self._refuse(writer, 502, "Bad Gateway", "the emulator's TLS listener is not reachable\n")
@@ -107,6 +107,11 @@ class ConnectProxy:
             await _tunnel(reader, writer, up_reader, up_writer)
         finally:
             await _close(up_writer)
+
+
+async def open_upstream(tls_port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The proxy's only outbound connection: its own TLS listener on loopback."""
+    return await asyncio.open_connection("127.0.0.1", tls_port)
 
 
 async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
