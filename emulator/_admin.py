@@ -35,7 +35,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
     problem = check_bearer(state, request, ADMIN_AUDIENCE)
     if problem is not None:
         return error_response(401, "InvalidAuthenticationToken", problem.message)
-    fault = take_fault(state, SERVICE, request.path)
+    fault = take_fault(state, SERVICE, request)
     if fault is not None:
         return fault_response(fault)
     match = ENVIRONMENT_PATH.match(request.path)

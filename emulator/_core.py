@@ -582,6 +582,8 @@ class Emulator:
     ) -> None:
         """The next ``times`` matching requests to ``service`` answer ``status`` without touching state.
 
+        ``path_contains`` is a substring of host + path (no query string), so ``"contoso-test"``
+        targets one Dataverse org and ``"environmentvariablevalues("`` one kind of request.
         A fault applies after the credential check (bearer token, identity header, webhook sig),
         so a request the service would reject as unauthenticated does not consume it.
         """

@@ -212,7 +212,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
     problem = check_bearer(state, request, dataverse_audience(org))
     if problem is not None:
         return error_response(401, CODE_UNAUTHORIZED, problem.message, headers={"WWW-Authenticate": "Bearer"})
-    fault = take_fault(state, SERVICE, request.path)
+    fault = take_fault(state, SERVICE, request)
     if fault is not None:
         return fault_response(fault)
     try:

@@ -87,9 +87,10 @@ def check_bearer(state: State, request: web.Request, expected_audience: str) -> 
     return None
 
 
-def take_fault(state: State, service: str, path: str) -> Fault | None:
+def take_fault(state: State, service: str, request: web.Request) -> Fault | None:
+    """The pending fault for this request, if any; ``path_contains`` is matched against host + path."""
     with state.lock:
-        return state.take_fault(service, path)
+        return state.take_fault(service, host_of(request) + request.path)
 
 
 def fault_response(fault: Fault) -> web.Response:

@@ -38,7 +38,7 @@ async def handle(state: State, request: web.Request) -> web.Response:
         return error_response(
             401, "unauthorized", "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER."
         )
-    fault = take_fault(state, SERVICE, request.path)
+    fault = take_fault(state, SERVICE, request)
     if fault is not None:
         return fault_response(fault)
     if request.query.get("api-version") != API_VERSION:

@@ -131,7 +131,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
     if problem is not None:
         code = "Unauthorized" if "Authorization" not in request.headers else "InvalidAuthenticationToken"
         return error_response(401, code, problem.message, headers={"WWW-Authenticate": CHALLENGE})
-    fault = take_fault(state, SERVICE, request.path)
+    fault = take_fault(state, SERVICE, request)
     if fault is not None:
         return fault_response(fault)
 

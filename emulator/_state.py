@@ -184,11 +184,12 @@ class State:
                 return env
         return None
 
-    def take_fault(self, service: str, path: str) -> Fault | None:
+    def take_fault(self, service: str, where: str) -> Fault | None:
+        """``where`` is host + path (never the query string)."""
         for fault in self.faults:
             if fault.service != service:
                 continue
-            if fault.path_contains is not None and fault.path_contains not in path:
+            if fault.path_contains is not None and fault.path_contains not in where:
                 continue
             fault.remaining -= 1
             if fault.remaining <= 0:

@@ -88,7 +88,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
             "The provided authentication token is not valid: the workflow id or the sig query parameter "
             "does not match.",
         )
-    fault = take_fault(state, SERVICE, request.path)
+    fault = take_fault(state, SERVICE, request)
     if fault is not None:
         return fault_response(fault)
     for key, expected in FIXED_QUERY.items():

@@ -228,6 +228,27 @@ async def test_fault_counts_times_and_skips_unauthenticated_requests(
     assert "Retry-After" not in (await client.get(url, params=params, headers=auth)).headers
 
 
+async def test_fault_can_target_one_org_by_host(emu: Emulator, client: httpx.AsyncClient) -> None:
+    headers: dict[str, dict[str, str]] = {}
+    for org in ("contoso-dev", "contoso-test"):
+        env = emu.environment(org, org=org)
+        token = emu.issue_token(f"{env.url}/.default")
+        headers[org] = {
+            "OData-MaxVersion": "4.0",
+            "OData-Version": "4.0",
+            "Accept": "application/json",
+            "Authorization": f"Bearer {token}",
+        }
+    emu.inject_fault("dataverse", 503, times=5, path_contains="contoso-test.")
+    dev = await client.get(
+        "https://contoso-dev.crm.lockstep.test/api/data/v9.2/WhoAmI", headers=headers["contoso-dev"]
+    )
+    test = await client.get(
+        "https://contoso-test.crm.lockstep.test/api/data/v9.2/WhoAmI", headers=headers["contoso-test"]
+    )
+    assert (dev.status_code, test.status_code) == (200, 503)
+
+
 async def test_identity_fault(emu: Emulator, loopback: httpx.AsyncClient) -> None:
     emu.inject_fault("identity", 500, retry_after=1)
     params = {"api-version": "2019-08-01", "resource": "https://vault.lockstep.test"}
