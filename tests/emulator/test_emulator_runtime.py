@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 import emulator._proxy
-from emulator import Emulator, Environment, RecordedRequest, SeedError, apply_seed
+from emulator import Emulator, Environment, RecordedRequest, SeedError, apply_seed, load_seed
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = "contoso_SqlConnectionPassword"
@@ -395,6 +395,13 @@ def test_apply_seed() -> None:
     assert dev.value_of(SCHEMA) == "old"
     assert dev.value_row_count("contoso_GraphSecret") == 0
     assert prod.url == "https://contoso.crm.lockstep.test"
+
+
+def test_sample_seed_loads() -> None:
+    emu = Emulator()
+    load_seed(emu, REPO / "emulator" / "seed.sample.json")
+    assert [env.org for env in emu.environments()] == ["contoso-dev", "contoso-test", "contoso"]
+    assert emu.key_vault("lockstep-demo").current_version("sql-conn-password") is not None
 
 
 def test_seed_reports_every_problem_and_creates_nothing() -> None:
