@@ -61,8 +61,8 @@ param reconcileSchedule string = ''
 @description('Create the Event Grid subscription. It needs the on_secret_event function to exist: false on the first pass, true once the code is deployed.')
 param deployEventSubscription bool = false
 
-@description('Optional secret-name prefixes for the subscription\'s subject filter. Empty: all secrets.')
-param eventSubjectPrefixes array = []
+@description('Optional comma-separated secret-name prefixes (no spaces) for the subscription\'s subject filter, e.g. sql-,graph-. Empty: events for every secret in the vault.')
+param eventSubjectPrefixes string = ''
 
 @description('Event Grid delivery attempts before dead-lettering.')
 @minValue(1)
@@ -110,6 +110,8 @@ var systemTopicResourceGroupName = createSystemTopic ? rgName : (empty(existingS
 // Empty strings (what azd substitutes for unset variables) fall back to the contract defaults.
 var adminUrl = empty(powerPlatformAdminUrl) ? 'https://api.bap.microsoft.com' : powerPlatformAdminUrl
 var schedule = empty(reconcileSchedule) ? '0 0 2 * * *' : reconcileSchedule
+
+var subjectPrefixes = empty(eventSubjectPrefixes) ? [] : split(eventSubjectPrefixes, ',')
 
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletter'
@@ -253,7 +255,7 @@ module eventSubscription 'modules/event-subscription.bicep' = if (deployEventSub
     functionAppId: functionApp.outputs.id
     deadLetterStorageAccountId: storage.outputs.id
     deadLetterContainerName: storage.outputs.deadLetterContainerName
-    subjectPrefixes: eventSubjectPrefixes
+    subjectPrefixes: subjectPrefixes
     maxDeliveryAttempts: maxDeliveryAttempts
     eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
   }
@@ -298,7 +300,7 @@ output EVENT_SUBSCRIPTION_PARAMETERS string = string({
     value: storage.outputs.deadLetterContainerName
   }
   subjectPrefixes: {
-    value: eventSubjectPrefixes
+    value: subjectPrefixes
   }
   maxDeliveryAttempts: {
     value: maxDeliveryAttempts

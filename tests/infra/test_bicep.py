@@ -386,6 +386,13 @@ def test_event_subscription_filters_key_vault_secret_events() -> None:
         "[{operatorType: StringBeginsWith, key: subject, values: subjectPrefixes}]"
     )
     assert default(parsed, "subjectPrefixes") == []
+    # main.bicep takes the prefixes as comma-separated text: arrays cannot pass through azd's
+    # textual substitution of main.parameters.json.
+    body, _ = module("eventSubscription")
+    assert body["params"]["subjectPrefixes"] == "subjectPrefixes"
+    split = variable(doc("main.bicep"), "subjectPrefixes")["operator"]["operands"]["false_value"]
+    assert split["function"]["type"] == "split"
+    assert list(split["function"]["parameters"].values()) == ["eventSubjectPrefixes", ","]
 
 
 def test_event_subscription_retries_then_dead_letters_with_the_topic_identity() -> None:
