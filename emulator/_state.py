@@ -6,6 +6,8 @@ Every access from a request handler (emulator thread) or from the public API (an
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import secrets
 import threading
@@ -198,12 +200,15 @@ class State:
         return None
 
     def issue_token(self, resource: str, client_id: str | None) -> tuple[str, Token]:
+        """A JWT-shaped token (as Entra issues them; azure-identity peeks at the claims to log the
+        identity) whose unsigned payload names audience and expiry; the services still look the
+        token up in this table, so a forged or altered token is unknown and refused."""
         token = Token(
             audience=normalize_audience(resource),
             expires_at=time.time() + TOKEN_LIFETIME_SECONDS,
             client_id=client_id or FAKE_CLIENT_ID,
         )
-        access_token = secrets.token_urlsafe(32)
+        access_token = _unsigned_jwt(token)
         self.tokens[access_token] = token
         return access_token, token
 
@@ -213,3 +218,21 @@ class State:
         log.debug("%s %s %s%s -> %d", service, method, host, path, status)  # path has no query string
         with self.lock:
             self.requests.append(RecordedRequest(service, method, host, path, status))
+
+
+def _unsigned_jwt(token: Token) -> str:
+    def part(document: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+
+    header = part({"typ": "JWT", "alg": "none"})
+    claims = part(
+        {
+            "aud": token.audience,
+            "exp": int(token.expires_at),
+            "appid": token.client_id,
+            "oid": token.client_id,
+            "tid": "00000000-0000-0000-0000-000000000000",
+            "jti": secrets.token_urlsafe(16),
+        }
+    )
+    return f"{header}.{claims}.{secrets.token_urlsafe(32)}"
