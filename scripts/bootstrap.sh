@@ -24,8 +24,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ]; then
-  echo "==> installing pinned requirements into .venv"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+  echo "==> installing pinned requirements into .venv (log: .venv/pip.log)"
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+    .venv/bin/python -m pip install --disable-pip-version-check -r requirements.txt -r requirements-dev.txt; } \
+    >.venv/pip.log 2>&1; then
+    tail -n 40 .venv/pip.log >&2
+    echo "error: pip install failed (full log: .venv/pip.log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi

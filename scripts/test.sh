@@ -12,7 +12,5 @@ echo "==> mypy (sync/)"
 mypy
 echo "==> pytest"
 pytest "$@"
-if [ -f scripts/check-infra.sh ]; then
-  echo "==> infra (checkov)"
-  bash scripts/check-infra.sh
-fi
+echo "==> infra (checkov)"
+bash scripts/check-infra.sh
