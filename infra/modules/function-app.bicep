@@ -1,5 +1,5 @@
 // The Lockstep function app on Flex Consumption (FC1), running as the user-assigned identity.
-// Configuration follows the app-settings contract in DESIGN.md §2. On Flex Consumption the worker
+// Configuration follows the app-settings contract in the README (Configuration). On Flex Consumption the worker
 // runtime and version live in functionAppConfig.runtime; FUNCTIONS_WORKER_RUNTIME and
 // FUNCTIONS_EXTENSION_VERSION are not app settings there.
 
