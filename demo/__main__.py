@@ -20,10 +20,9 @@ import os
 import sys
 from typing import Any
 
-from azure.functions import EventGridEvent
 from azure.functions.timer import TimerRequest
 
-from demo.scenario import SQL_SECRET, SQL_VAR, Scenario, canary, seed
+from demo.scenario import SQL_SECRET, SQL_VAR, Scenario, canary, function_event, seed
 from emulator import Emulator
 
 
@@ -132,17 +131,7 @@ async def run(demo: Demo, scenario: Scenario, catcher: ReportCatcher, new_value:
     event = scenario.rotate(SQL_SECRET, new_value)
     demo.say(f"  Key Vault: {SQL_SECRET} now at version {event['data']['Version']}")
     demo.say(f"  Event Grid → on_secret_event: {event['eventType']} (subject {event['subject']})")
-    await on_event(
-        EventGridEvent(
-            id=event["id"],
-            data=event["data"],
-            topic=event["topic"],
-            subject=event["subject"],
-            event_type=event["eventType"],
-            event_time=None,
-            data_version=event["dataVersion"],
-        )
-    )
+    await on_event(function_event(event))
     report = catcher.reports[-1]
     demo.table(report)
     demo.say("\n  Teams card posted to the Workflows webhook (Adaptive Card 1.4, rendered as text):")
@@ -166,17 +155,7 @@ async def run(demo: Demo, scenario: Scenario, catcher: ReportCatcher, new_value:
 
     demo.say("\n▶ 2. The same event again (Event Grid delivers at least once)")
     emulator.reset_requests()
-    await on_event(
-        EventGridEvent(
-            id=event["id"],
-            data=event["data"],
-            topic=event["topic"],
-            subject=event["subject"],
-            event_type=event["eventType"],
-            event_time=None,
-            data_version=event["dataVersion"],
-        )
-    )
+    await on_event(function_event(event))
     demo.table(catcher.reports[-1])
     dataverse_writes = [
         r for r in emulator.requests if r.service == "dataverse" and r.method in ("PATCH", "POST")

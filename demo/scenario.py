@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import azure.functions as func
+
 from emulator import Emulator, Environment, KeyVault
 
 VAULT = "lockstep-demo"
@@ -60,6 +62,19 @@ class Scenario:
             except KeyError:
                 found[name] = None
         return found
+
+
+def function_event(payload: dict[str, Any]) -> func.EventGridEvent:
+    """What the Functions host hands `on_secret_event` for one Event Grid schema event."""
+    return func.EventGridEvent(
+        id=payload["id"],
+        data=payload["data"],
+        topic=payload["topic"],
+        subject=payload["subject"],
+        event_type=payload["eventType"],
+        event_time=None,
+        data_version=payload["dataVersion"],
+    )
 
 
 def seed(emulator: Emulator, *, sql_value: str, graph_value: str) -> Scenario:

@@ -7,14 +7,13 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import azure.functions as func
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from demo.scenario import Scenario, canary, seed
+from demo.scenario import Scenario, canary, function_event, seed
 from emulator import Emulator
 from sync.runtime import close_runtime
 from tests.functions import FUNCTIONS
@@ -49,21 +48,8 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-def grid_event(payload: dict[str, Any]) -> func.EventGridEvent:
-    """What the Functions host hands the function for one Event Grid schema event."""
-    return func.EventGridEvent(
-        id=payload["id"],
-        data=payload["data"],
-        topic=payload["topic"],
-        subject=payload["subject"],
-        event_type=payload["eventType"],
-        event_time=None,
-        data_version=payload["dataVersion"],
-    )
-
-
 async def deliver(payload: dict[str, Any]) -> None:
-    await FUNCTIONS["on_secret_event"].get_user_function()(grid_event(payload))
+    await FUNCTIONS["on_secret_event"].get_user_function()(function_event(payload))
 
 
 async def run_timer(past_due: bool = False) -> None:
