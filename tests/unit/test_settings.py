@@ -95,3 +95,25 @@ def test_mapping_problems_carry_the_setting_name(
     mapping_doc["secrets"][0]["env_var"] = "bad"
     environ["LOCKSTEP_MAPPING"] = json.dumps(mapping_doc)
     assert problems(environ)[0].startswith("LOCKSTEP_MAPPING.secrets[0].env_var:")
+
+
+def test_local_settings_sample_is_complete_and_valid() -> None:
+    """The sample operators copy for Core Tools names every setting and loads as it stands."""
+    root = Path(__file__).resolve().parents[2]
+    values = json.loads((root / "local.settings.sample.json").read_text())["Values"]
+    contract = {
+        "KEY_VAULT_URI",
+        "LOCKSTEP_MAPPING",
+        "LOCKSTEP_MAPPING_FILE",
+        "TEAMS_WEBHOOK_URL",
+        "POWER_PLATFORM_ADMIN_URL",
+        "AZURE_CLIENT_ID",
+        "RECONCILE_SCHEDULE",
+    }
+    assert contract <= set(values)
+    assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"
+    assert values["AzureWebJobsStorage"] == "UseDevelopmentStorage=true"
+    values["LOCKSTEP_MAPPING_FILE"] = str(root / values["LOCKSTEP_MAPPING_FILE"])
+    settings = load_settings(values)
+    assert settings.vault_name == "contoso-lockstep"
+    assert [e.name for e in settings.mapping.environments] == ["dev", "test", "prod"]
