@@ -114,3 +114,12 @@ def test_near_expiry_and_expired_are_secret_events() -> None:
         event = copy.deepcopy(DOCUMENTED)
         event["eventType"] = event_type
         assert parse(event).event_type.value == event_type
+
+
+def test_sample_event_file_for_core_tools_parses() -> None:
+    import json
+    from pathlib import Path
+
+    [sample] = json.loads((Path(__file__).resolve().parents[2] / "demo" / "event.sample.json").read_text())
+    event = parse(sample)
+    assert (event.vault_name, event.secret_name) == ("lockstep-demo", "sql-conn-password")
