@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from sync.errors import ConfigurationError
-from sync.mapping import Mapping, parse_mapping
+from sync.mapping import GUID, Mapping, parse_mapping
 
 DEFAULT_ADMIN_URL = "https://api.bap.microsoft.com"
 VAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
-GUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+CLIENT_ID = re.compile(rf"^{GUID}$")
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
     )
 
     client_id = environ.get("AZURE_CLIENT_ID", "").strip() or None
-    if client_id and not GUID.match(client_id):
+    if client_id and not CLIENT_ID.match(client_id):
         problems.append("AZURE_CLIENT_ID: must be the managed identity's client id (a GUID)")
 
     schedule = environ.get("RECONCILE_SCHEDULE", "").strip()
