@@ -21,10 +21,9 @@ SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 # The name later goes into an OData $filter, so this is also the injection guard.
 SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{1,7}_[A-Za-z0-9_]{1,90}$")
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 # Power Platform environment ids are GUIDs, or "Default-<tenant guid>"; they go into a URL path.
-ENVIRONMENT_ID = re.compile(
-    r"^(Default-)?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
-)
+ENVIRONMENT_ID = re.compile(rf"^(Default-)?{GUID}$")
 ORG_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
