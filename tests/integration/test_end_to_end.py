@@ -230,3 +230,22 @@ async def test_near_expiry_warns_in_teams_and_writes_nothing(scenario: Scenario,
     card = json.dumps(post)
     assert "expires soon" in card
     assert "dev/contoso_SqlConnectionPassword" in card and "prod/contoso_SqlConnectionPassword" in card
+
+
+async def test_documented_sample_payload_shape_syncs(scenario: Scenario) -> None:
+    """Microsoft's documented sample: camelCase keys, 'objectName ' with a space, string NBF/EXP."""
+    from tests.unit.test_events import DOCUMENTED
+
+    new = canary("documented-")
+    version = scenario.vault.set_secret(SQL_SECRET, new)
+    payload = json.loads(
+        json.dumps(DOCUMENTED)
+        .replace("contoso-lockstep.vault.azure.net", "lockstep-demo.vault.lockstep.test")
+        .replace("contoso-lockstep", "lockstep-demo")
+        .replace("newsecret", SQL_SECRET)
+        .replace("ee059b2bb5bc48398a53b168c6cdcb10", version)
+    )
+    payload.update(dataVersion="1")
+    assert "objectName " in payload["data"]
+    await deliver(payload)
+    assert set(scenario.values(SQL_VAR).values()) == {new}
