@@ -47,7 +47,7 @@ def _result_row(result: TargetResult) -> list[dict[str, Any]]:
             separator=True,
         )
     ]
-    if result.reason and result.outcome in (Outcome.FAILED, Outcome.SKIPPED):
+    if result.reason and result.needs_attention:
         row.append(_text(result.reason, isSubtle=True, size="Small", spacing="None"))
     return row
 

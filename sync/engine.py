@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
@@ -95,7 +95,6 @@ class SyncEngine:
         notifier: Notifier | None,
         *,
         max_concurrency: int = 8,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._mapping = mapping
         self._secrets = secrets
@@ -103,15 +102,10 @@ class SyncEngine:
         self._directory = directory
         self._notifier = notifier
         self._max_concurrency = max_concurrency
-        self._clock = clock
 
-    @property
-    def mapping(self) -> Mapping:
-        return self._mapping
-
-    async def sync_secrets(self, names: list[str], trigger: Trigger, *, notify: bool = True) -> RunReport:
+    async def sync_secrets(self, names: list[str], trigger: Trigger) -> RunReport:
         """Syncs each named secret to all its targets; returns the run's report (card included)."""
-        started = self._clock()
+        started = datetime.now(UTC)
         checks = _EnvironmentChecks(self._directory)
         limiter = asyncio.Semaphore(self._max_concurrency)
         try:
@@ -131,8 +125,7 @@ class SyncEngine:
             started_at=started,
             secrets=tuple(reports),
         )
-        if notify:
-            report = await self._notify(report)
+        report = await self._notify(report)
         log.info(
             "run finished: trigger=%s secrets=%d %s notification=%s",
             trigger.value,
@@ -209,9 +202,8 @@ class SyncEngine:
                 outcome, reason, retryable = Outcome.FAILED, str(error), True
             except PermanentError as error:
                 outcome, reason, retryable = Outcome.FAILED, str(error), False
-            except (
-                Exception
-            ) as error:  # a bug or an unforeseen reply: report it, keep the other targets going
+            # A bug or an unforeseen reply: report it and keep the other targets going.
+            except Exception as error:
                 outcome, reason, retryable = (
                     Outcome.FAILED,
                     f"unexpected {type(error).__name__}: {error}",
@@ -220,7 +212,7 @@ class SyncEngine:
             reason = scrub(reason, snapshot.value)
             span.set_attribute("lockstep.outcome", outcome.value)
             result = self._result(target, outcome, reason, retryable, time.perf_counter() - started, trigger)
-        log_at = log.warning if outcome in (Outcome.FAILED, Outcome.SKIPPED) else log.info
+        log_at = log.warning if result.needs_attention else log.info
         log_at(
             "secret %s → %s/%s: %s%s (%.0f ms)",
             snapshot.name,

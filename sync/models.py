@@ -101,6 +101,11 @@ class TargetResult(_Frozen):
     retryable: bool = False
     duration_ms: float = 0.0
 
+    @property
+    def needs_attention(self) -> bool:
+        """Not in sync after this run: failed, or skipped until the environment is ready."""
+        return self.outcome in (Outcome.FAILED, Outcome.SKIPPED)
+
 
 class SecretReport(_Frozen):
     """The outcome of syncing one secret to all its targets."""
@@ -115,7 +120,7 @@ class SecretReport(_Frozen):
 
     @property
     def failed(self) -> bool:
-        return any(result.outcome in (Outcome.FAILED, Outcome.SKIPPED) for result in self.results)
+        return any(result.needs_attention for result in self.results)
 
     @property
     def retryable(self) -> bool:
