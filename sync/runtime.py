@@ -33,8 +33,14 @@ USER_AGENT = "lockstep/0.1"
 
 @dataclass
 class Runtime:
+    """The service and the adapters behind it; the CLI's read-only commands use the adapters directly."""
+
     service: LockstepService
     loop: asyncio.AbstractEventLoop
+    secrets: KeyVaultReader
+    dataverse: DataverseClient
+    admin: PowerPlatformAdmin
+    credential: DefaultAzureCredential
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -66,16 +72,17 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
     notifier = TeamsNotifier(http, settings.teams_webhook_url) if settings.teams_webhook_url else None
     if notifier is None:
         log.warning("TEAMS_WEBHOOK_URL is not set: runs will not be announced in Teams")
-    engine = SyncEngine(
-        settings.mapping,
-        KeyVaultReader(secret_client),
-        DataverseClient(http, credential),
-        PowerPlatformAdmin(http, credential, settings.admin_url),
-        notifier,
-    )
+    secrets = KeyVaultReader(secret_client)
+    dataverse = DataverseClient(http, credential)
+    admin = PowerPlatformAdmin(http, credential, settings.admin_url)
+    engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier)
     return Runtime(
         service=LockstepService(settings, engine, notifier),
         loop=loop,
+        secrets=secrets,
+        dataverse=dataverse,
+        admin=admin,
+        credential=credential,
         closers=[credential.close, http.aclose, secret_client.close],
     )
 
@@ -83,15 +90,20 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
 _runtime: Runtime | None = None
 
 
-async def get_service(environ: Mapping[str, str] | None = None) -> LockstepService:
-    """The process-wide service for the running loop; raises ConfigurationError when misconfigured."""
+async def get_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
+    """The process-wide runtime for the running loop; raises ConfigurationError when misconfigured."""
     global _runtime
     loop = asyncio.get_running_loop()
     if _runtime is not None and _runtime.loop is loop:
-        return _runtime.service
+        return _runtime
     settings = load_settings(os.environ if environ is None else environ)
     _runtime = build_runtime(settings, loop)
-    return _runtime.service
+    return _runtime
+
+
+async def get_service(environ: Mapping[str, str] | None = None) -> LockstepService:
+    """The process-wide service for the running loop; raises ConfigurationError when misconfigured."""
+    return (await get_runtime(environ)).service
 
 
 async def close_runtime() -> None:
