@@ -7,14 +7,16 @@ being silently overwritten; the engine then re-reads and re-plans.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from pydantic import SecretStr
 
+from sync.adapters.dataverse_bulk import PAGE_SIZE, read_definitions
 from sync.adapters.http import BearerTokenAuth, RetryPolicy, odata_error, send_with_retry
-from sync.errors import PermanentError
+from sync.errors import PermanentError, TransientError
 from sync.mapping import SCHEMA_NAME
 from sync.models import Definition, ValueRow
 from sync.redact import scrub, shorten
@@ -132,6 +134,40 @@ class DataverseClient:
         if response.status_code == 412:
             raise WriteConflict("a value row was created concurrently (HTTP 412)")
         _raise_for_error(response, "creating the value", value)
+
+    async def get_definitions(self, org_url: str, schema_names: Sequence[str]) -> dict[str, Definition]:
+        """Many definitions with their value rows in few requests, keyed by lower-case schema name.
+
+        The reconcile's read: chunked `In` filters, every server-side page followed (see
+        sync.adapters.dataverse_bulk). A name with no definition is absent from the result.
+        """
+        api_base = f"{org_url}{API_PATH}"
+
+        async def send(url: str, params: dict[str, str] | None) -> httpx.Response:
+            return await send_with_retry(
+                self._http,
+                "GET",
+                url,
+                policy=self._policy,
+                service=f"Dataverse {org_url}",
+                headers={**ODATA_HEADERS, "Prefer": f"odata.maxpagesize={PAGE_SIZE}"},
+                auth=self._auth_for(org_url),
+                params=params,
+            )
+
+        return await read_definitions(send, org_url, api_base, schema_names)
+
+    async def who_am_i(self, org_url: str) -> dict[str, str]:
+        """WhoAmI: proves the identity is an application user of this organisation."""
+        response = await self._send(org_url, "GET", "WhoAmI")
+        _raise_for_error(response, "WhoAmI")
+        try:
+            body = response.json()
+            return {key: str(body[key]) for key in ("UserId", "BusinessUnitId", "OrganizationId")}
+        except (ValueError, KeyError, TypeError):
+            raise TransientError(
+                f"Dataverse answered WhoAmI with HTTP {response.status_code} and an unexpected body"
+            ) from None
 
 
 def _raise_for_error(response: httpx.Response, action: str, value: SecretStr | None = None) -> None:
