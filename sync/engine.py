@@ -1,31 +1,29 @@
-"""The sync engine: read the secret once, then per stage upsert → verify, then report and notify.
+"""The sync engine: read each secret once, then stage by stage run every target through the steps.
 
 Stages run in order (dev before test before prod) so the first environments to hold a new value
-are the ones that matter least; targets within a stage run concurrently, bounded to stay far
-below Dataverse's 52-concurrent-requests-per-user limit. A failure stays with its target: one
-missing definition does not hold back the others, and a rotated secret reaches prod even if a
-dev environment is down (the old value may already be revoked).
+are the ones that matter least; targets within a stage run concurrently, bounded per environment
+to stay far below Dataverse's 52-concurrent-requests-per-user limit. A failure stays with its
+target: one missing definition does not hold back the others, and a rotated secret reaches prod
+even if a dev environment is down (the old value may already be revoked).
+
+The steps themselves live in sync.steps (readiness, prefetch, upsert, verify, notify); this
+module only orders them, bounds them in time and concurrency, and turns errors into results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from pydantic import SecretStr
-
 from sync import deadline
-from sync.adapters.dataverse import WriteConflict
-from sync.adapters.teams import NotificationError
-from sync.card import build_card
 from sync.errors import LockstepError, PermanentError, TransientError
-from sync.mapping import Environment, Mapping
+from sync.mapping import Mapping
 from sync.models import (
     Definition,
-    EnvironmentStatus,
     Outcome,
     RunReport,
     SecretReport,
@@ -34,55 +32,46 @@ from sync.models import (
     TargetResult,
     Trigger,
 )
-from sync.plan import Create, NoChange, Refuse, Update, by_stage, plan_write, readiness_problem, targets_for
+from sync.plan import by_stage, targets_for
 from sync.redact import scrub
+from sync.steps.notify import Notifier, notify
+from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefetch, NotPrefetched
+from sync.steps.readiness import EnvironmentDirectory, ReadinessChecks
+from sync.steps.upsert import EnvironmentValues, upsert
 from sync.telemetry import current_correlation_id, get_logger, target_duration, target_outcomes, tracer
 
 log = get_logger(__name__)
-WRITE_ATTEMPTS = 2
 T = TypeVar("T")
+ResultCallback = Callable[[TargetResult], None]
+
+__all__ = ["EnvironmentDirectory", "EnvironmentValues", "Notifier", "ResultCallback", "SyncEngine"]
 
 
 class SecretSource(Protocol):
     async def get_current(self, name: str) -> SecretSnapshot: ...
 
 
-class EnvironmentValues(Protocol):
-    async def get_definition(self, org_url: str, schema_name: str) -> Definition | None: ...
-    async def update_value(self, org_url: str, row_id: str, etag: str, value: SecretStr) -> None: ...
-    async def create_value(
-        self, org_url: str, definition_id: str, schema_name: str, value: SecretStr
-    ) -> None: ...
+@dataclass
+class _Run:
+    """What one run shares across its secrets: admin checks, prefetched reads, limits, progress."""
 
+    trigger: Trigger
+    readiness: ReadinessChecks
+    prefetch: DefinitionPrefetch | None
+    environments: Collection[str] | None
+    on_result: ResultCallback | None
+    per_environment: int
+    limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
-class EnvironmentDirectory(Protocol):
-    async def get_environment(self, environment_id: str) -> EnvironmentStatus: ...
-
-
-class Notifier(Protocol):
-    async def post_card(self, card: dict[str, object]) -> None: ...
-
-
-class _EnvironmentChecks:
-    """One admin-API call per environment per run, shared by every target in that environment."""
-
-    def __init__(self, directory: EnvironmentDirectory) -> None:
-        self._directory = directory
-        self._pending: dict[str, asyncio.Future[EnvironmentStatus]] = {}
-
-    async def status(self, environment: Environment) -> EnvironmentStatus:
-        if environment.id not in self._pending:
-            self._pending[environment.id] = asyncio.ensure_future(
-                self._directory.get_environment(environment.id)
-            )
-        return await asyncio.shield(self._pending[environment.id])
+    def limiter(self, environment_id: str) -> asyncio.Semaphore:
+        if environment_id not in self.limits:
+            self.limits[environment_id] = asyncio.Semaphore(self.per_environment)
+        return self.limits[environment_id]
 
     def close(self) -> None:
-        for future in self._pending.values():
-            if future.done() and not future.cancelled():
-                future.exception()  # mark retrieved: each target already reported it
-            else:
-                future.cancel()
+        self.readiness.close()
+        if self.prefetch is not None:
+            self.prefetch.close()
 
 
 class SyncEngine:
@@ -95,6 +84,7 @@ class SyncEngine:
         notifier: Notifier | None,
         *,
         max_concurrency: int = 8,
+        secret_concurrency: int = 8,
     ) -> None:
         self._mapping = mapping
         self._secrets = secrets
@@ -102,12 +92,38 @@ class SyncEngine:
         self._directory = directory
         self._notifier = notifier
         self._max_concurrency = max_concurrency
+        self._secret_concurrency = secret_concurrency
 
-    async def sync_secrets(self, names: list[str], trigger: Trigger) -> RunReport:
-        """Syncs each named secret to all its targets; returns the run's report (card included)."""
+    async def sync_secrets(
+        self,
+        names: list[str],
+        trigger: Trigger,
+        *,
+        environments: Collection[str] | None = None,
+        on_result: ResultCallback | None = None,
+        prefetch: bool = False,
+    ) -> RunReport:
+        """Syncs each named secret to its targets (only `environments`, when given).
+
+        `prefetch` reads every definition in bulk per environment first (the reconcile); without
+        it each target reads its own (the event path, which touches one secret). `on_result` is
+        called as each target finishes (the CLI's progress bar).
+        """
         started = datetime.now(UTC)
-        checks = _EnvironmentChecks(self._directory)
-        limiter = asyncio.Semaphore(self._max_concurrency)
+        run = _Run(
+            trigger=trigger,
+            readiness=ReadinessChecks(self._directory),
+            prefetch=self._prefetch(names, environments) if prefetch else None,
+            environments=environments,
+            on_result=on_result,
+            per_environment=self._max_concurrency,
+        )
+        secret_limit = asyncio.Semaphore(self._secret_concurrency)
+
+        async def one_secret(name: str) -> SecretReport:
+            async with secret_limit:
+                return await self._sync_secret(name, run)
+
         try:
             with tracer.start_as_current_span(
                 "lockstep.run",
@@ -116,16 +132,16 @@ class SyncEngine:
                     "lockstep.correlation_id": current_correlation_id(),
                 },
             ):
-                reports = [await self._sync_secret(name, trigger, checks, limiter) for name in names]
+                reports = await asyncio.gather(*(one_secret(name) for name in names))
         finally:
-            checks.close()
+            run.close()
         report = RunReport(
             correlation_id=current_correlation_id(),
             trigger=trigger,
             started_at=started,
             secrets=tuple(reports),
         )
-        report = await self._notify(report)
+        report = await notify(self._notifier, report)
         log.info(
             "run finished: trigger=%s secrets=%d %s notification=%s",
             trigger.value,
@@ -136,10 +152,23 @@ class SyncEngine:
         )
         return report
 
-    async def _sync_secret(
-        self, name: str, trigger: Trigger, checks: _EnvironmentChecks, limiter: asyncio.Semaphore
-    ) -> SecretReport:
+    def _targets(self, name: str, environments: Collection[str] | None) -> list[Target]:
         targets = targets_for(self._mapping, name)
+        if environments is None:
+            return targets
+        return [target for target in targets if target.environment.name in environments]
+
+    def _prefetch(self, names: list[str], environments: Collection[str] | None) -> DefinitionPrefetch | None:
+        if not isinstance(self._values, BulkDefinitions):
+            return None
+        names_by_environment: dict[str, list[str]] = {}
+        for name in names:
+            for target in self._targets(name, environments):
+                names_by_environment.setdefault(target.environment.url, []).append(target.env_var)
+        return DefinitionPrefetch(self._values, names_by_environment)
+
+    async def _sync_secret(self, name: str, run: _Run) -> SecretReport:
+        targets = self._targets(name, run.environments)
         with tracer.start_as_current_span(
             "lockstep.secret", attributes={"lockstep.secret.name": name}
         ) as span:
@@ -149,7 +178,7 @@ class SyncEngine:
                 retryable = isinstance(error, TransientError)
                 log.error("secret %s: cannot read it from Key Vault: %s", name, error)
                 failures = tuple(
-                    self._result(target, Outcome.FAILED, f"Key Vault: {error}", retryable, 0.0, trigger)
+                    self._result(target, Outcome.FAILED, f"Key Vault: {error}", retryable, 0.0, run)
                     for target in targets
                 )
                 return SecretReport(secret=name, version=None, results=failures)
@@ -158,10 +187,7 @@ class SyncEngine:
             for _stage, stage_targets in by_stage(targets):
                 results.extend(
                     await asyncio.gather(
-                        *(
-                            self._sync_target(target, snapshot, trigger, checks, limiter)
-                            for target in stage_targets
-                        )
+                        *(self._sync_target(target, snapshot, run) for target in stage_targets)
                     )
                 )
             return SecretReport(secret=name, version=snapshot.version, results=tuple(results))
@@ -179,14 +205,7 @@ class SyncEngine:
                 "time budget exhausted; Event Grid redelivery or the nightly reconcile will finish"
             ) from None
 
-    async def _sync_target(
-        self,
-        target: Target,
-        snapshot: SecretSnapshot,
-        trigger: Trigger,
-        checks: _EnvironmentChecks,
-        limiter: asyncio.Semaphore,
-    ) -> TargetResult:
+    async def _sync_target(self, target: Target, snapshot: SecretSnapshot, run: _Run) -> TargetResult:
         started = time.perf_counter()
         attributes = {
             "lockstep.environment": target.environment.name,
@@ -195,8 +214,7 @@ class SyncEngine:
         }
         with tracer.start_as_current_span("lockstep.target", attributes=attributes) as span:
             try:
-                async with limiter:
-                    outcome, reason = await self._bounded(self._write_and_verify(target, snapshot, checks))
+                outcome, reason = await self._bounded(self._run_steps(target, snapshot, run))
                 retryable = outcome is Outcome.SKIPPED
             except TransientError as error:
                 outcome, reason, retryable = Outcome.FAILED, str(error), True
@@ -211,7 +229,7 @@ class SyncEngine:
                 )
             reason = scrub(reason, snapshot.value)
             span.set_attribute("lockstep.outcome", outcome.value)
-            result = self._result(target, outcome, reason, retryable, time.perf_counter() - started, trigger)
+            result = self._result(target, outcome, reason, retryable, time.perf_counter() - started, run)
         log_at = log.warning if result.needs_attention else log.info
         log_at(
             "secret %s → %s/%s: %s%s (%.0f ms)",
@@ -224,62 +242,27 @@ class SyncEngine:
         )
         return result
 
-    async def _write_and_verify(
-        self, target: Target, snapshot: SecretSnapshot, checks: _EnvironmentChecks
-    ) -> tuple[Outcome, str]:
-        environment = target.environment
-        problem = readiness_problem(await checks.status(environment), environment)
-        if problem:
-            reason, retryable = problem
-            if retryable:
-                return Outcome.SKIPPED, reason
-            raise PermanentError(reason)
-
-        for _attempt in range(WRITE_ATTEMPTS):
-            definition = await self._values.get_definition(environment.url, target.env_var)
-            action = plan_write(definition, target.env_var, snapshot.value)
-            try:
-                match action:
-                    case Refuse(reason=reason):
-                        raise PermanentError(reason)
-                    case NoChange():
-                        return Outcome.UNCHANGED, ""
-                    case Update(row_id=row_id, etag=etag):
-                        await self._values.update_value(environment.url, row_id, etag, snapshot.value)
-                        outcome = Outcome.UPDATED
-                    case Create(definition_id=definition_id, schema_name=schema_name):
-                        await self._values.create_value(
-                            environment.url, definition_id, schema_name, snapshot.value
-                        )
-                        outcome = Outcome.CREATED
-            except WriteConflict:
-                continue  # someone else wrote in between: read again and re-plan
-            await self._verify(target, snapshot)
-            return outcome, ""
-        raise TransientError("the value row kept changing under us; another writer is active")
-
-    async def _verify(self, target: Target, snapshot: SecretSnapshot) -> None:
-        """Reads the value back: a write that did not stick is a failure, not a success."""
-        readback = await self._values.get_definition(target.environment.url, target.env_var)
-        row = readback.value_row if readback else None
-        if (
-            row is None
-            or row.value is None
-            or row.value.get_secret_value() != snapshot.value.get_secret_value()
-        ):
-            raise TransientError("read-back after the write does not hold the new value")
+    async def _run_steps(self, target: Target, snapshot: SecretSnapshot, run: _Run) -> tuple[Outcome, str]:
+        not_ready = await run.readiness.not_ready_reason(target.environment)
+        if not_ready:
+            return Outcome.SKIPPED, not_ready
+        first_read: Definition | NotPrefetched | None = NOT_PREFETCHED
+        if run.prefetch is not None:
+            first_read = await run.prefetch.definition(target.environment, target.env_var)
+        async with run.limiter(target.environment.id):
+            return await upsert(self._values, target, snapshot, first_read), ""
 
     def _result(
-        self, target: Target, outcome: Outcome, reason: str, retryable: bool, seconds: float, trigger: Trigger
+        self, target: Target, outcome: Outcome, reason: str, retryable: bool, seconds: float, run: _Run
     ) -> TargetResult:
         attributes = {
             "outcome": outcome.value,
-            "trigger": trigger.value,
+            "trigger": run.trigger.value,
             "environment": target.environment.name,
         }
         target_outcomes.add(1, attributes)
         target_duration.record(seconds * 1000, attributes)
-        return TargetResult(
+        result = TargetResult(
             environment=target.environment.name,
             stage=target.environment.stage,
             env_var=target.env_var,
@@ -288,16 +271,6 @@ class SyncEngine:
             retryable=retryable,
             duration_ms=round(seconds * 1000, 1),
         )
-
-    async def _notify(self, report: RunReport) -> RunReport:
-        """Posts the card when something changed or needs attention; never fails the run."""
-        if self._notifier is None:
-            return report.model_copy(update={"notification": "not configured"})
-        if not (report.changed or report.failed):
-            return report.model_copy(update={"notification": "not needed (nothing changed)"})
-        try:
-            await self._notifier.post_card(build_card(report))
-        except NotificationError as error:
-            log.warning("Teams notification failed (the sync itself is unaffected): %s", error)
-            return report.model_copy(update={"notification": f"failed: {error}"})
-        return report.model_copy(update={"notification": "posted"})
+        if run.on_result is not None:
+            run.on_result(result)
+        return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sync.adapters.teams import NotificationError
 from sync.card import build_expiry_card
 from sync.deadline import time_budget
-from sync.engine import Notifier, SyncEngine
+from sync.engine import Notifier, ResultCallback, SyncEngine
 from sync.events import SecretEvent, SecretEventType
 from sync.models import RunReport, Trigger
 from sync.plan import targets_for
@@ -51,10 +51,18 @@ class LockstepService:
         await self._expiry_notice(event, [f"{t.environment.name}/{t.env_var}" for t in targets])
         return None
 
-    async def reconcile(self, trigger: Trigger = Trigger.RECONCILE) -> RunReport:
-        """Brings every mapped secret's targets in line: the backstop for lost or missing events."""
+    async def reconcile(
+        self, trigger: Trigger = Trigger.RECONCILE, on_result: ResultCallback | None = None
+    ) -> RunReport:
+        """Brings every mapped secret's targets in line: the backstop for lost or missing events.
+
+        Definitions are read in bulk per environment, so an all-in-sync reconcile costs a few
+        Dataverse requests per environment rather than one per mapping.
+        """
         with time_budget(RECONCILE_TIME_BUDGET_SECONDS):
-            return await self.engine.sync_secrets(self.settings.mapping.secret_names(), trigger)
+            return await self.engine.sync_secrets(
+                self.settings.mapping.secret_names(), trigger, on_result=on_result, prefetch=True
+            )
 
     async def _expiry_notice(self, event: SecretEvent, targets: list[str]) -> None:
         expires = event.expires.strftime("%Y-%m-%d %H:%M UTC") if event.expires else "unknown"

@@ -1,0 +1,10 @@
+"""The steps of a sync, one module each, in the order a target goes through them.
+
+- `readiness`: is the environment Ready/Enabled at the mapped URL (once per environment per run)
+- `prefetch`: the reconcile's bulk read of every mapped definition, once per environment
+- `upsert`: read → decide (sync.plan) → update or create, re-planning after a lost race
+- `verify`: read the value back
+- `notify`: post the run's Teams card
+
+`sync.engine` runs them stage by stage; each is testable on its own over in-memory fakes.
+"""
