@@ -16,6 +16,8 @@ OUTCOME_COLOUR = {
     Outcome.UNCHANGED: "Default",
     Outcome.SKIPPED: "Warning",
     Outcome.FAILED: "Attention",
+    Outcome.ROLLED_BACK: "Warning",
+    Outcome.HELD_BACK: "Warning",
 }
 FLOW_NOTE = (
     "Cloud flows keep using the previous value until each flow is turned off and on again "

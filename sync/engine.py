@@ -34,10 +34,12 @@ from sync.models import (
 )
 from sync.plan import by_stage, targets_for
 from sync.redact import scrub
+from sync.rollout import Gate, StageVerdict, held_back, judge_stage
 from sync.steps.notify import Notifier, notify
 from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefetch, NotPrefetched
 from sync.steps.readiness import EnvironmentDirectory, ReadinessChecks
-from sync.steps.upsert import EnvironmentValues, upsert
+from sync.steps.rollback import restore
+from sync.steps.upsert import Change, EnvironmentValues, upsert
 from sync.telemetry import current_correlation_id, get_logger, target_duration, target_outcomes, tracer
 
 log = get_logger(__name__)
@@ -183,14 +185,60 @@ class SyncEngine:
                 )
                 return SecretReport(secret=name, version=None, results=failures)
             span.set_attribute("lockstep.secret.version", snapshot.version)
-            results: list[TargetResult] = []
-            for _stage, stage_targets in by_stage(targets):
-                results.extend(
-                    await asyncio.gather(
-                        *(self._sync_target(target, snapshot, run) for target in stage_targets)
-                    )
-                )
+            rows: dict[int, list[Target]] = {}
+            for target in targets:
+                rows.setdefault(target.row, []).append(target)
+            # Rows are independent: one row's failure never holds back another row.
+            per_row = await asyncio.gather(*(self._sync_row(row, snapshot, run) for row in rows.values()))
+            results = sorted((r for row in per_row for r in row), key=lambda r: r.stage)
             return SecretReport(secret=name, version=snapshot.version, results=tuple(results))
+
+    async def _sync_row(
+        self, targets: list[Target], snapshot: SecretSnapshot, run: _Run
+    ) -> list[TargetResult]:
+        """One mapping row, stage by stage, with the staged-rollout gate after each stage."""
+        results: list[TargetResult] = []
+        stopped: StageVerdict | None = None
+        for stage, stage_targets in by_stage(targets):
+            if stopped is not None:
+                retryable = stopped.gate is Gate.HOLD
+                results.extend(self._held_back(t, stopped.reason, retryable, run) for t in stage_targets)
+                continue
+            outcomes = await asyncio.gather(*(self._sync_target(t, snapshot, run) for t in stage_targets))
+            verdict = judge_stage(targets[0].rollout, stage, [result for result, _ in outcomes])
+            if verdict.gate is Gate.ROLL_BACK:
+                outcomes = await self._roll_back(outcomes, stage_targets, verdict, snapshot, run)
+            results.extend(self._report(result, run) for result, _ in outcomes)
+            if verdict.gate is not Gate.PROCEED:
+                stopped = verdict
+                log.warning("secret %s → %s: %s", snapshot.name, targets[0].env_var, verdict.reason)
+        return results
+
+    async def _roll_back(
+        self,
+        outcomes: list[tuple[TargetResult, Change | None]],
+        targets: list[Target],
+        verdict: StageVerdict,
+        snapshot: SecretSnapshot,
+        run: _Run,
+    ) -> list[tuple[TargetResult, Change | None]]:
+        """Restores every target of the failed stage that this run changed (sync.steps.rollback)."""
+
+        async def undo(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
+            if change is None or not change.wrote:
+                return result
+            async with run.limiter(target.environment.id):
+                outcome, what = await self._bounded(restore(self._values, target, change))
+            reason = scrub(f"{what}; {verdict.reason}", snapshot.value, change.previous)
+            return result.model_copy(update={"outcome": outcome, "reason": reason, "retryable": False})
+
+        undone = await asyncio.gather(
+            *(
+                undo(result, change, target)
+                for (result, change), target in zip(outcomes, targets, strict=True)
+            )
+        )
+        return [(result, None) for result in undone]
 
     async def _bounded(self, awaitable: Awaitable[T]) -> T:
         """Awaits within the run's time budget; running out is a transient failure."""
@@ -205,17 +253,22 @@ class SyncEngine:
                 "time budget exhausted; Event Grid redelivery or the nightly reconcile will finish"
             ) from None
 
-    async def _sync_target(self, target: Target, snapshot: SecretSnapshot, run: _Run) -> TargetResult:
+    async def _sync_target(
+        self, target: Target, snapshot: SecretSnapshot, run: _Run
+    ) -> tuple[TargetResult, Change | None]:
+        """Readiness → (prefetched) read → write → verify for one target; never raises."""
         started = time.perf_counter()
         attributes = {
             "lockstep.environment": target.environment.name,
             "lockstep.env_var": target.env_var,
             "lockstep.secret.name": snapshot.name,
         }
+        change: Change | None = None
         with tracer.start_as_current_span("lockstep.target", attributes=attributes) as span:
             try:
-                outcome, reason = await self._bounded(self._run_steps(target, snapshot, run))
-                retryable = outcome is Outcome.SKIPPED
+                change, reason = await self._bounded(self._run_steps(target, snapshot, run))
+                outcome = Outcome.SKIPPED if change is None else change.outcome
+                retryable = change is None
             except TransientError as error:
                 outcome, reason, retryable = Outcome.FAILED, str(error), True
             except PermanentError as error:
@@ -229,39 +282,58 @@ class SyncEngine:
                 )
             reason = scrub(reason, snapshot.value)
             span.set_attribute("lockstep.outcome", outcome.value)
-            result = self._result(target, outcome, reason, retryable, time.perf_counter() - started, run)
-        log_at = log.warning if result.needs_attention else log.info
-        log_at(
-            "secret %s → %s/%s: %s%s (%.0f ms)",
-            snapshot.name,
-            target.environment.name,
-            target.env_var,
-            outcome.value,
-            f": {reason}" if reason else "",
-            result.duration_ms,
-        )
-        return result
+            result = TargetResult(
+                environment=target.environment.name,
+                stage=target.environment.stage,
+                env_var=target.env_var,
+                outcome=outcome,
+                reason=reason,
+                retryable=retryable,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+        return result, change
 
-    async def _run_steps(self, target: Target, snapshot: SecretSnapshot, run: _Run) -> tuple[Outcome, str]:
+    async def _run_steps(
+        self, target: Target, snapshot: SecretSnapshot, run: _Run
+    ) -> tuple[Change | None, str]:
+        """(the change, "") or (None, why the environment is not ready yet)."""
         not_ready = await run.readiness.not_ready_reason(target.environment)
         if not_ready:
-            return Outcome.SKIPPED, not_ready
+            return None, not_ready
         first_read: Definition | NotPrefetched | None = NOT_PREFETCHED
         if run.prefetch is not None:
             first_read = await run.prefetch.definition(target.environment, target.env_var)
         async with run.limiter(target.environment.id):
             return await upsert(self._values, target, snapshot, first_read), ""
 
+    def _held_back(self, target: Target, reason: str, retryable: bool, run: _Run) -> TargetResult:
+        return self._report(held_back(target, reason, retryable), run)
+
+    def _report(self, result: TargetResult, run: _Run) -> TargetResult:
+        """Counts, logs and announces one final target result."""
+        attributes = {
+            "outcome": result.outcome.value,
+            "trigger": run.trigger.value,
+            "environment": result.environment,
+        }
+        target_outcomes.add(1, attributes)
+        target_duration.record(result.duration_ms, attributes)
+        log_at = log.warning if result.needs_attention else log.info
+        log_at(
+            "%s/%s: %s%s (%.0f ms)",
+            result.environment,
+            result.env_var,
+            result.outcome.value,
+            f": {result.reason}" if result.reason else "",
+            result.duration_ms,
+        )
+        if run.on_result is not None:
+            run.on_result(result)
+        return result
+
     def _result(
         self, target: Target, outcome: Outcome, reason: str, retryable: bool, seconds: float, run: _Run
     ) -> TargetResult:
-        attributes = {
-            "outcome": outcome.value,
-            "trigger": run.trigger.value,
-            "environment": target.environment.name,
-        }
-        target_outcomes.add(1, attributes)
-        target_duration.record(seconds * 1000, attributes)
         result = TargetResult(
             environment=target.environment.name,
             stage=target.environment.stage,
@@ -271,6 +343,4 @@ class SyncEngine:
             retryable=retryable,
             duration_ms=round(seconds * 1000, 1),
         )
-        if run.on_result is not None:
-            run.on_result(result)
-        return result
+        return self._report(result, run)

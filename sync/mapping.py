@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -70,6 +70,9 @@ class SecretRow(_Strict):
     secret: str
     env_var: str
     environments: list[str] | None = None
+    # staged: stage N+1 only after every stage-N target is written and verified; a stage that
+    # fails permanently is rolled back. all: every environment gets the value regardless.
+    rollout: Literal["staged", "all"] = "staged"
 
     @field_validator("secret")
     @classmethod

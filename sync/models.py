@@ -37,6 +37,10 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # Staged rollout: this run wrote the new value, its stage failed the gate, the old value is back.
+    ROLLED_BACK = "rolled_back"
+    # Staged rollout: an earlier stage of this row failed, so this target was not touched.
+    HELD_BACK = "held_back"
 
 
 class Trigger(StrEnum):
@@ -88,6 +92,9 @@ class Target(_Frozen):
 
     environment: Environment
     env_var: str
+    # Which mapping row the target comes from: rows roll out (and roll back) independently.
+    row: int = 0
+    rollout: str = "staged"
 
 
 class TargetResult(_Frozen):
@@ -103,8 +110,8 @@ class TargetResult(_Frozen):
 
     @property
     def needs_attention(self) -> bool:
-        """Not in sync after this run: failed, or skipped until the environment is ready."""
-        return self.outcome in (Outcome.FAILED, Outcome.SKIPPED)
+        """Not in sync after this run: failed, skipped, rolled back or held back."""
+        return self.outcome in (Outcome.FAILED, Outcome.SKIPPED, Outcome.ROLLED_BACK, Outcome.HELD_BACK)
 
 
 class SecretReport(_Frozen):

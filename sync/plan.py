@@ -22,8 +22,8 @@ MAX_VALUE_LENGTH = 2000
 def targets_for(mapping: Mapping, secret: str) -> list[Target]:
     """Every target a secret feeds, ordered by rollout stage, then mapping order."""
     targets = [
-        Target(environment=environment, env_var=row.env_var)
-        for row in mapping.secrets
+        Target(environment=environment, env_var=row.env_var, row=index, rollout=row.rollout)
+        for index, row in enumerate(mapping.secrets)
         if row.secret == secret
         for environment in mapping.environments_of(row)
     ]

@@ -157,6 +157,17 @@ class DataverseClient:
 
         return await read_definitions(send, org_url, api_base, schema_names)
 
+    async def delete_value(self, org_url: str, row_id: str, etag: str) -> None:
+        """DELETE a value row this run created (rollback), only if it is still the version we wrote."""
+        response = await self._send(
+            org_url, "DELETE", f"environmentvariablevalues({row_id})", headers={"If-Match": etag}
+        )
+        if response.status_code in (404, 412):
+            raise WriteConflict(
+                f"value row changed or vanished before the rollback (HTTP {response.status_code})"
+            )
+        _raise_for_error(response, "removing the value row")
+
     async def who_am_i(self, org_url: str) -> dict[str, str]:
         """WhoAmI: proves the identity is an application user of this organisation."""
         response = await self._send(org_url, "GET", "WhoAmI")

@@ -7,6 +7,7 @@ value already, which makes this target `unchanged`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import SecretStr
@@ -21,12 +22,31 @@ from sync.steps.verify import verify_readback
 WRITE_ATTEMPTS = 2
 
 
+@dataclass(frozen=True)
+class Change:
+    """What this run did to one target, kept in memory only, so a failed stage can be undone.
+
+    `previous` is the value the row held before (a SecretStr: it may be the old credential);
+    None with outcome CREATED means there was no row, so undoing deletes the row.
+    """
+
+    outcome: Outcome
+    row_id: str | None = None
+    etag: str | None = None
+    previous: SecretStr | None = None
+
+    @property
+    def wrote(self) -> bool:
+        return self.outcome in (Outcome.UPDATED, Outcome.CREATED)
+
+
 class EnvironmentValues(Protocol):
     async def get_definition(self, org_url: str, schema_name: str) -> Definition | None: ...
     async def update_value(self, org_url: str, row_id: str, etag: str, value: SecretStr) -> None: ...
     async def create_value(
         self, org_url: str, definition_id: str, schema_name: str, value: SecretStr
     ) -> None: ...
+    async def delete_value(self, org_url: str, row_id: str, etag: str) -> None: ...
 
 
 async def upsert(
@@ -34,7 +54,7 @@ async def upsert(
     target: Target,
     snapshot: SecretSnapshot,
     first_read: Definition | NotPrefetched | None,
-) -> Outcome:
+) -> Change:
     """UPDATED, CREATED or UNCHANGED; raises PermanentError (refused) or TransientError."""
     url = target.environment.url
     definition = first_read
@@ -47,16 +67,22 @@ async def upsert(
                 case Refuse(reason=reason):
                     raise PermanentError(reason)
                 case NoChange():
-                    return Outcome.UNCHANGED
+                    return Change(Outcome.UNCHANGED)
                 case Update(row_id=row_id, etag=etag):
+                    previous = (
+                        definition.value_row.value
+                        if isinstance(definition, Definition) and definition.value_row
+                        else None
+                    )
                     await values.update_value(url, row_id, etag, snapshot.value)
                     outcome = Outcome.UPDATED
                 case Create(definition_id=definition_id, schema_name=schema_name):
+                    previous = None
                     await values.create_value(url, definition_id, schema_name, snapshot.value)
                     outcome = Outcome.CREATED
         except WriteConflict:
             definition = NotPrefetched()  # someone else wrote in between: read again and re-plan
             continue
-        await verify_readback(values, target, snapshot)
-        return outcome
+        row = await verify_readback(values, target, snapshot)
+        return Change(outcome, row_id=row.id, etag=row.etag, previous=previous)
     raise TransientError("the value row kept changing under us; another writer is active")

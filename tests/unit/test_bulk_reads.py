@@ -197,4 +197,3 @@ async def test_definition_missing_from_the_bulk_answer_is_read_singly(mapping: M
     report = await run_reconcile(mapping, store)
     dev = {(r.environment, r.env_var): r for r in report.results}[("dev", "contoso_GraphSecret")]
     assert dev.outcome is Outcome.FAILED and "no environment variable definition" in dev.reason
-

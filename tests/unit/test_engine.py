@@ -49,6 +49,7 @@ class Store:
         self.conflicts = 0
         self.sticky = True
         self.delay = 0.0
+        self.refuse: set[str] = set()
 
     async def get_definition(self, org_url: str, schema_name: str) -> Definition | None:
         await asyncio.sleep(self.delay)
@@ -67,6 +68,8 @@ class Store:
             self.conflicts -= 1
             self.rows[org_url][row_id.split("|")[1]][2] += 1
             raise WriteConflict("412")
+        if org_url in self.refuse:
+            raise PermanentError("Dataverse refused updating the value: HTTP 403")
         self.writes.append((org_url, "update"))
         row = self.rows[org_url][row_id.split("|")[1]]
         if self.sticky:
@@ -75,8 +78,14 @@ class Store:
     async def create_value(
         self, org_url: str, definition_id: str, schema_name: str, value: SecretStr
     ) -> None:
+        if org_url in self.refuse:
+            raise PermanentError("Dataverse refused creating the value: HTTP 403")
         self.writes.append((org_url, "create"))
         self.rows[org_url][schema_name][1] = value.get_secret_value()
+
+    async def delete_value(self, org_url: str, row_id: str, etag: str) -> None:
+        self.writes.append((org_url, "delete"))
+        self.rows[org_url][row_id.split("|")[1]][1] = None
 
 
 class Directory:
@@ -154,7 +163,7 @@ async def test_second_run_writes_nothing_and_posts_nothing(mapping: Mapping) -> 
     assert report.notification == "not needed (nothing changed)" and len(teams.cards) == 1
 
 
-async def test_missing_definition_fails_only_that_target(mapping: Mapping) -> None:
+async def test_missing_definition_stops_a_staged_row_at_its_stage(mapping: Mapping) -> None:
     store = Store(mapping)
     del store.rows["https://contoso-dev.crm.dynamics.com"]["contoso_SqlConnectionPassword"]
     report = await run(engine(mapping, store=store), "sql-conn-password")
@@ -163,8 +172,21 @@ async def test_missing_definition_fails_only_that_target(mapping: Mapping) -> No
     assert (
         "no environment variable definition named 'contoso_SqlConnectionPassword'" in outcomes["dev"].reason
     )
-    assert outcomes["test"].outcome is Outcome.UPDATED and outcomes["prod"].outcome is Outcome.UPDATED
-    assert not report.retryable
+    assert outcomes["test"].outcome is Outcome.HELD_BACK and outcomes["prod"].outcome is Outcome.HELD_BACK
+    assert "stage 1 failed in dev" in outcomes["prod"].reason
+    assert store.writes == []
+    assert not report.retryable  # permanent: a redelivery cannot fix it
+
+
+async def test_missing_definition_fails_only_that_target_with_rollout_all() -> None:
+    document = mapping_document()
+    document["secrets"][0]["rollout"] = "all"
+    mapping = parse_mapping(document, "M")
+    store = Store(mapping)
+    del store.rows["https://contoso-dev.crm.dynamics.com"]["contoso_SqlConnectionPassword"]
+    report = await run(engine(mapping, store=store), "sql-conn-password")
+    outcomes = {r.environment: r.outcome for r in report.results}
+    assert outcomes == {"dev": Outcome.FAILED, "test": Outcome.UPDATED, "prod": Outcome.UPDATED}
 
 
 async def test_missing_value_row_is_created(mapping: Mapping) -> None:
@@ -184,16 +206,18 @@ async def test_endless_races_are_transient(mapping: Mapping) -> None:
     store = Store(mapping)
     store.conflicts = 100
     report = await run(engine(mapping, store=store), "graph-client-secret")
-    assert all(r.outcome is Outcome.FAILED and r.retryable for r in report.results)
+    dev, test = report.results
+    assert dev.outcome is Outcome.FAILED and dev.retryable
+    assert test.outcome is Outcome.HELD_BACK and test.retryable  # the redelivery continues from dev
 
 
 async def test_write_that_does_not_stick_fails_verification(mapping: Mapping) -> None:
     store = Store(mapping)
     store.sticky = False
     report = await run(engine(mapping, store=store), "graph-client-secret")
-    assert all(
-        r.outcome is Outcome.FAILED and "read-back" in r.reason and r.retryable for r in report.results
-    )
+    dev, test = report.results
+    assert dev.outcome is Outcome.FAILED and "read-back" in dev.reason and not dev.retryable
+    assert test.outcome is Outcome.HELD_BACK  # a read-back mismatch fails the stage's gate
 
 
 async def test_environment_not_ready_is_skipped_and_retryable(mapping: Mapping) -> None:
@@ -242,9 +266,9 @@ async def test_time_budget_turns_slow_targets_into_retryable_failures(mapping: M
     store.delay = 0.5
     with time_budget(0.2):
         report = await run(engine(mapping, store=store), "graph-client-secret")
-    assert all(
-        r.outcome is Outcome.FAILED and r.retryable and "time budget" in r.reason for r in report.results
-    )
+    dev, test = report.results
+    assert dev.outcome is Outcome.FAILED and dev.retryable and "time budget" in dev.reason
+    assert test.outcome is Outcome.HELD_BACK and test.retryable
 
 
 async def test_unexpected_error_is_contained_and_scrubbed(mapping: Mapping) -> None:
@@ -255,10 +279,9 @@ async def test_unexpected_error_is_contained_and_scrubbed(mapping: Mapping) -> N
 
     store.get_definition = boom  # type: ignore[method-assign]
     report = await run(engine(mapping, store=store), "graph-client-secret")
-    assert all(
-        r.outcome is Outcome.FAILED and NEW not in r.reason and "RuntimeError" in r.reason
-        for r in report.results
-    )
+    dev, test = report.results
+    assert dev.outcome is Outcome.FAILED and NEW not in dev.reason and "RuntimeError" in dev.reason
+    assert test.outcome is Outcome.HELD_BACK
 
 
 async def test_reconcile_reads_each_secret_once(mapping: Mapping) -> None:
