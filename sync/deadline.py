@@ -8,10 +8,16 @@ carries the budget so adapters need no extra parameter to honour it.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TypeVar
+
+from sync.errors import TransientError
+
+T = TypeVar("T")
 
 _deadline: ContextVar[float | None] = ContextVar("lockstep_deadline", default=None)
 
@@ -32,3 +38,17 @@ def remaining() -> float | None:
     """Seconds left in the current budget (may be negative), or None when unbounded."""
     deadline = _deadline.get()
     return None if deadline is None else deadline - time.monotonic()
+
+
+async def within_budget(awaitable: Awaitable[T]) -> T:
+    """Awaits within the current budget; running out is a transient failure (retried later)."""
+    left = remaining()
+    if left is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(max(left, 0.0)):
+            return await awaitable
+    except TimeoutError:
+        raise TransientError(
+            "time budget exhausted; Event Grid redelivery or the nightly reconcile will finish"
+        ) from None

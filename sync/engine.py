@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from sync import deadline
+from sync.deadline import within_budget
 from sync.errors import LockstepError, PermanentError, TransientError
 from sync.mapping import Mapping
 from sync.models import (
@@ -35,6 +34,7 @@ from sync.models import (
 from sync.plan import by_stage, targets_for
 from sync.redact import scrub
 from sync.rollout import Gate, StageVerdict, held_back, judge_stage
+from sync.steps.context import ResultCallback, RunContext
 from sync.steps.notify import Notifier, notify
 from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefetch, NotPrefetched
 from sync.steps.readiness import EnvironmentDirectory, ReadinessChecks
@@ -43,37 +43,12 @@ from sync.steps.upsert import Change, EnvironmentValues, upsert
 from sync.telemetry import current_correlation_id, get_logger, target_duration, target_outcomes, tracer
 
 log = get_logger(__name__)
-T = TypeVar("T")
-ResultCallback = Callable[[TargetResult], None]
 
 __all__ = ["EnvironmentDirectory", "EnvironmentValues", "Notifier", "ResultCallback", "SyncEngine"]
 
 
 class SecretSource(Protocol):
     async def get_current(self, name: str) -> SecretSnapshot: ...
-
-
-@dataclass
-class _Run:
-    """What one run shares across its secrets: admin checks, prefetched reads, limits, progress."""
-
-    trigger: Trigger
-    readiness: ReadinessChecks
-    prefetch: DefinitionPrefetch | None
-    environments: Collection[str] | None
-    on_result: ResultCallback | None
-    per_environment: int
-    limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
-
-    def limiter(self, environment_id: str) -> asyncio.Semaphore:
-        if environment_id not in self.limits:
-            self.limits[environment_id] = asyncio.Semaphore(self.per_environment)
-        return self.limits[environment_id]
-
-    def close(self) -> None:
-        self.readiness.close()
-        if self.prefetch is not None:
-            self.prefetch.close()
 
 
 class SyncEngine:
@@ -112,7 +87,7 @@ class SyncEngine:
         called as each target finishes (the CLI's progress bar).
         """
         started = datetime.now(UTC)
-        run = _Run(
+        run = RunContext(
             trigger=trigger,
             readiness=ReadinessChecks(self._directory),
             prefetch=self._prefetch(names, environments) if prefetch else None,
@@ -169,13 +144,13 @@ class SyncEngine:
                 names_by_environment.setdefault(target.environment.url, []).append(target.env_var)
         return DefinitionPrefetch(self._values, names_by_environment)
 
-    async def _sync_secret(self, name: str, run: _Run) -> SecretReport:
+    async def _sync_secret(self, name: str, run: RunContext) -> SecretReport:
         targets = self._targets(name, run.environments)
         with tracer.start_as_current_span(
             "lockstep.secret", attributes={"lockstep.secret.name": name}
         ) as span:
             try:
-                snapshot = await self._bounded(self._secrets.get_current(name))
+                snapshot = await within_budget(self._secrets.get_current(name))
             except LockstepError as error:
                 retryable = isinstance(error, TransientError)
                 log.error("secret %s: cannot read it from Key Vault: %s", name, error)
@@ -194,7 +169,7 @@ class SyncEngine:
             return SecretReport(secret=name, version=snapshot.version, results=tuple(results))
 
     async def _sync_row(
-        self, targets: list[Target], snapshot: SecretSnapshot, run: _Run
+        self, targets: list[Target], snapshot: SecretSnapshot, run: RunContext
     ) -> list[TargetResult]:
         """One mapping row, stage by stage, with the staged-rollout gate after each stage."""
         results: list[TargetResult] = []
@@ -220,7 +195,7 @@ class SyncEngine:
         targets: list[Target],
         verdict: StageVerdict,
         snapshot: SecretSnapshot,
-        run: _Run,
+        run: RunContext,
     ) -> list[tuple[TargetResult, Change | None]]:
         """Restores every target of the failed stage that this run changed (sync.steps.rollback)."""
 
@@ -228,7 +203,7 @@ class SyncEngine:
             if change is None or not change.wrote:
                 return result
             async with run.limiter(target.environment.id):
-                outcome, what = await self._bounded(restore(self._values, target, change))
+                outcome, what = await within_budget(restore(self._values, target, change))
             reason = scrub(f"{what}; {verdict.reason}", snapshot.value, change.previous)
             return result.model_copy(update={"outcome": outcome, "reason": reason, "retryable": False})
 
@@ -240,21 +215,8 @@ class SyncEngine:
         )
         return [(result, None) for result in undone]
 
-    async def _bounded(self, awaitable: Awaitable[T]) -> T:
-        """Awaits within the run's time budget; running out is a transient failure."""
-        left = deadline.remaining()
-        if left is None:
-            return await awaitable
-        try:
-            async with asyncio.timeout(max(left, 0.0)):
-                return await awaitable
-        except TimeoutError:
-            raise TransientError(
-                "time budget exhausted; Event Grid redelivery or the nightly reconcile will finish"
-            ) from None
-
     async def _sync_target(
-        self, target: Target, snapshot: SecretSnapshot, run: _Run
+        self, target: Target, snapshot: SecretSnapshot, run: RunContext
     ) -> tuple[TargetResult, Change | None]:
         """Readiness → (prefetched) read → write → verify for one target; never raises."""
         started = time.perf_counter()
@@ -266,7 +228,7 @@ class SyncEngine:
         change: Change | None = None
         with tracer.start_as_current_span("lockstep.target", attributes=attributes) as span:
             try:
-                change, reason = await self._bounded(self._run_steps(target, snapshot, run))
+                change, reason = await within_budget(self._run_steps(target, snapshot, run))
                 outcome = Outcome.SKIPPED if change is None else change.outcome
                 retryable = change is None
             except TransientError as error:
@@ -294,7 +256,7 @@ class SyncEngine:
         return result, change
 
     async def _run_steps(
-        self, target: Target, snapshot: SecretSnapshot, run: _Run
+        self, target: Target, snapshot: SecretSnapshot, run: RunContext
     ) -> tuple[Change | None, str]:
         """(the change, "") or (None, why the environment is not ready yet)."""
         not_ready = await run.readiness.not_ready_reason(target.environment)
@@ -306,10 +268,10 @@ class SyncEngine:
         async with run.limiter(target.environment.id):
             return await upsert(self._values, target, snapshot, first_read), ""
 
-    def _held_back(self, target: Target, reason: str, retryable: bool, run: _Run) -> TargetResult:
+    def _held_back(self, target: Target, reason: str, retryable: bool, run: RunContext) -> TargetResult:
         return self._report(held_back(target, reason, retryable), run)
 
-    def _report(self, result: TargetResult, run: _Run) -> TargetResult:
+    def _report(self, result: TargetResult, run: RunContext) -> TargetResult:
         """Counts, logs and announces one final target result."""
         attributes = {
             "outcome": result.outcome.value,
@@ -332,7 +294,7 @@ class SyncEngine:
         return result
 
     def _result(
-        self, target: Target, outcome: Outcome, reason: str, retryable: bool, seconds: float, run: _Run
+        self, target: Target, outcome: Outcome, reason: str, retryable: bool, seconds: float, run: RunContext
     ) -> TargetResult:
         result = TargetResult(
             environment=target.environment.name,

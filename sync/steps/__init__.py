@@ -4,7 +4,10 @@
 - `prefetch`: the reconcile's bulk read of every mapped definition, once per environment
 - `upsert`: read → decide (sync.plan) → update or create, re-planning after a lost race
 - `verify`: read the value back
+- `rollback`: staged rollout only — undo a stage that failed its gate (the gate itself is the pure
+  `sync.rollout`)
 - `notify`: post the run's Teams card
 
-`sync.engine` runs them stage by stage; each is testable on its own over in-memory fakes.
+`context` holds what one run shares. `sync.engine` runs the steps stage by stage, row by row;
+each step is testable on its own over in-memory fakes.
 """
