@@ -1,13 +1,13 @@
-"""The sync engine: read each secret once, then stage by stage run every target through the steps.
+"""The sync engine: read each secret once, then roll each mapping row out stage by stage.
 
 Stages run in order (dev before test before prod) so the first environments to hold a new value
 are the ones that matter least; targets within a stage run concurrently, bounded per environment
-to stay far below Dataverse's 52-concurrent-requests-per-user limit. A failure stays with its
-target: one missing definition does not hold back the others, and a rotated secret reaches prod
-even if a dev environment is down (the old value may already be revoked).
+to stay far below Dataverse's 52-concurrent-requests-per-user limit. After each stage of a row the
+gate (sync.rollout) decides: next stage, hold back, or roll the stage back (sync.steps.rollback).
+Rows are independent: one row's failure never holds back another.
 
-The steps themselves live in sync.steps (readiness, prefetch, upsert, verify, notify); this
-module only orders them, bounds them in time and concurrency, and turns errors into results.
+The steps themselves live in sync.steps (readiness, prefetch, upsert, verify, rollback, notify);
+this module only orders them, bounds them in time and concurrency, and turns errors into results.
 """
 
 from __future__ import annotations
