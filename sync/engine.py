@@ -23,6 +23,7 @@ from sync.errors import LockstepError, PermanentError, TransientError
 from sync.mapping import Mapping
 from sync.models import (
     Definition,
+    FlowResult,
     Outcome,
     RunReport,
     SecretReport,
@@ -38,7 +39,7 @@ from sync.steps.context import ResultCallback, RunContext
 from sync.steps.notify import Notifier, notify
 from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefetch, NotPrefetched
 from sync.steps.readiness import EnvironmentDirectory, ReadinessChecks
-from sync.steps.rollback import restore
+from sync.steps.rollback import roll_back_stage
 from sync.steps.upsert import Change, EnvironmentValues, upsert
 from sync.telemetry import current_correlation_id, get_logger, target_duration, target_outcomes, tracer
 
@@ -51,6 +52,16 @@ class SecretSource(Protocol):
     async def get_current(self, name: str) -> SecretSnapshot: ...
 
 
+class FlowRefresher(Protocol):
+    """Cycles the active cloud flows that use a changed variable (sync.steps.flow_refresh).
+
+    Raises LockstepError only when the flows cannot even be listed; a flow that fails to
+    re-activate is a FlowResult of its own, never a failure of the value.
+    """
+
+    async def refresh(self, target: Target, definition_id: str) -> tuple[FlowResult, ...]: ...
+
+
 class SyncEngine:
     def __init__(
         self,
@@ -61,7 +72,8 @@ class SyncEngine:
         notifier: Notifier | None,
         *,
         max_concurrency: int = 8,
-        secret_concurrency: int = 8,
+        secret_concurrency: int = 16,
+        flows: FlowRefresher | None = None,
     ) -> None:
         self._mapping = mapping
         self._secrets = secrets
@@ -70,6 +82,7 @@ class SyncEngine:
         self._notifier = notifier
         self._max_concurrency = max_concurrency
         self._secret_concurrency = secret_concurrency
+        self._flows = flows
 
     async def sync_secrets(
         self,
@@ -182,38 +195,42 @@ class SyncEngine:
             outcomes = await asyncio.gather(*(self._sync_target(t, snapshot, run) for t in stage_targets))
             verdict = judge_stage(targets[0].rollout, stage, [result for result, _ in outcomes])
             if verdict.gate is Gate.ROLL_BACK:
-                outcomes = await self._roll_back(outcomes, stage_targets, verdict, snapshot, run)
+                undone = await roll_back_stage(
+                    self._values, outcomes, stage_targets, verdict.reason, snapshot, run
+                )
+                outcomes = [(result, None) for result in undone]
+            else:  # the new value stays in this stage: flows must pick it up
+                outcomes = await self._refresh_flows(outcomes, stage_targets)
             results.extend(self._report(result, run) for result, _ in outcomes)
             if verdict.gate is not Gate.PROCEED:
                 stopped = verdict
                 log.warning("secret %s → %s: %s", snapshot.name, targets[0].env_var, verdict.reason)
         return results
 
-    async def _roll_back(
-        self,
-        outcomes: list[tuple[TargetResult, Change | None]],
-        targets: list[Target],
-        verdict: StageVerdict,
-        snapshot: SecretSnapshot,
-        run: RunContext,
+    async def _refresh_flows(
+        self, outcomes: list[tuple[TargetResult, Change | None]], targets: list[Target]
     ) -> list[tuple[TargetResult, Change | None]]:
-        """Restores every target of the failed stage that this run changed (sync.steps.rollback)."""
+        """Refreshes flows where this run changed the value: a duplicate event touches no flow."""
+        if self._flows is None:
+            return outcomes
+        flows = self._flows
 
-        async def undo(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
-            if change is None or not change.wrote:
+        async def refresh(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
+            if change is None or not change.wrote or not target.refresh_flows or change.definition_id is None:
                 return result
-            async with run.limiter(target.environment.id):
-                outcome, what = await within_budget(restore(self._values, target, change))
-            reason = scrub(f"{what}; {verdict.reason}", snapshot.value, change.previous)
-            return result.model_copy(update={"outcome": outcome, "reason": reason, "retryable": False})
+            try:
+                refreshed = await within_budget(flows.refresh(target, change.definition_id))
+            except LockstepError as error:
+                return result.model_copy(update={"reason": f"flow refresh failed: {error}"})
+            return result.model_copy(update={"flows": refreshed})
 
-        undone = await asyncio.gather(
+        refreshed = await asyncio.gather(
             *(
-                undo(result, change, target)
+                refresh(result, change, target)
                 for (result, change), target in zip(outcomes, targets, strict=True)
             )
         )
-        return [(result, None) for result in undone]
+        return [(result, change) for result, (_, change) in zip(refreshed, outcomes, strict=True)]
 
     async def _sync_target(
         self, target: Target, snapshot: SecretSnapshot, run: RunContext

@@ -73,6 +73,9 @@ class SecretRow(_Strict):
     # staged: stage N+1 only after every stage-N target is written and verified; a stage that
     # fails permanently is rolled back. all: every environment gets the value regardless.
     rollout: Literal["staged", "all"] = "staged"
+    # Cloud flows keep an environment variable's old value until turned off and on: after a
+    # verified change, cycle the active flows that use this variable.
+    refresh_flows: bool = True
 
     @field_validator("secret")
     @classmethod

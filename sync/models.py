@@ -51,6 +51,24 @@ class Trigger(StrEnum):
     CLI = "cli"
 
 
+class FlowOutcome(StrEnum):
+    """What flow refresh did to one cloud flow that uses a changed environment variable."""
+
+    REFRESHED = "refreshed"  # was on; turned off and on again, confirmed on
+    LEFT_OFF = "left_off"  # its owner had turned it off: not touched
+    NEEDS_ACTION = "needs_action"  # activation refused (connections not shared): a person must act
+    FAILED = "failed"  # could not be cycled for another reason
+
+
+class FlowResult(_Frozen):
+    """One flow's refresh; names and ids only."""
+
+    id: str
+    name: str
+    outcome: FlowOutcome
+    reason: str = ""
+
+
 class SecretSnapshot(_Frozen):
     """The current version of a Key Vault secret, as read just now."""
 
@@ -95,6 +113,7 @@ class Target(_Frozen):
     # Which mapping row the target comes from: rows roll out (and roll back) independently.
     row: int = 0
     rollout: str = "staged"
+    refresh_flows: bool = True
 
 
 class TargetResult(_Frozen):
@@ -107,6 +126,8 @@ class TargetResult(_Frozen):
     reason: str = ""
     retryable: bool = False
     duration_ms: float = 0.0
+    # Cloud flows refreshed (or not) after this target's value changed and its stage passed.
+    flows: tuple[FlowResult, ...] = ()
 
     @property
     def needs_attention(self) -> bool:

@@ -22,7 +22,13 @@ MAX_VALUE_LENGTH = 2000
 def targets_for(mapping: Mapping, secret: str) -> list[Target]:
     """Every target a secret feeds, ordered by rollout stage, then mapping order."""
     targets = [
-        Target(environment=environment, env_var=row.env_var, row=index, rollout=row.rollout)
+        Target(
+            environment=environment,
+            env_var=row.env_var,
+            row=index,
+            rollout=row.rollout,
+            refresh_flows=row.refresh_flows,
+        )
         for index, row in enumerate(mapping.secrets)
         if row.secret == secret
         for environment in mapping.environments_of(row)

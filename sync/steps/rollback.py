@@ -8,13 +8,18 @@ our own write: if someone wrote the variable since, their value stays and the ro
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
 from pydantic import SecretStr
 
 from sync.adapters.dataverse import WriteConflict
+from sync.deadline import within_budget
 from sync.errors import LockstepError
-from sync.models import Outcome, Target
+from sync.models import Outcome, SecretSnapshot, Target, TargetResult
+from sync.redact import scrub
+from sync.steps.context import RunContext
 from sync.steps.upsert import Change
 
 
@@ -43,3 +48,31 @@ async def restore(values: RestorableValues, target: Target, change: Change) -> t
         )
     except LockstepError as error:
         return Outcome.FAILED, f"rollback failed, the new value is still in place: {error}"
+
+
+async def roll_back_stage(
+    values: RestorableValues,
+    outcomes: Sequence[tuple[TargetResult, Change | None]],
+    targets: Sequence[Target],
+    why: str,
+    snapshot: SecretSnapshot,
+    run: RunContext,
+) -> list[TargetResult]:
+    """Restores every target of a failed stage that this run changed; the others keep their result."""
+
+    async def undo(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
+        if change is None or not change.wrote:
+            return result
+        async with run.limiter(target.environment.id):
+            outcome, what = await within_budget(restore(values, target, change))
+        reason = scrub(f"{what}; {why}", snapshot.value, change.previous)
+        return result.model_copy(update={"outcome": outcome, "reason": reason, "retryable": False})
+
+    return list(
+        await asyncio.gather(
+            *(
+                undo(result, change, target)
+                for (result, change), target in zip(outcomes, targets, strict=True)
+            )
+        )
+    )

@@ -31,6 +31,7 @@ class Change:
     """
 
     outcome: Outcome
+    definition_id: str | None = None
     row_id: str | None = None
     etag: str | None = None
     previous: SecretStr | None = None
@@ -76,13 +77,15 @@ async def upsert(
                     )
                     await values.update_value(url, row_id, etag, snapshot.value)
                     outcome = Outcome.UPDATED
+                    written = definition.id if isinstance(definition, Definition) else None
                 case Create(definition_id=definition_id, schema_name=schema_name):
                     previous = None
                     await values.create_value(url, definition_id, schema_name, snapshot.value)
                     outcome = Outcome.CREATED
+                    written = definition_id
         except WriteConflict:
             definition = NotPrefetched()  # someone else wrote in between: read again and re-plan
             continue
         row = await verify_readback(values, target, snapshot)
-        return Change(outcome, row_id=row.id, etag=row.etag, previous=previous)
+        return Change(outcome, definition_id=written, row_id=row.id, etag=row.etag, previous=previous)
     raise TransientError("the value row kept changing under us; another writer is active")
