@@ -1,0 +1,102 @@
+"""The demo's acts, each driving the real function entry points and checking the emulator's state."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from azure.functions.timer import TimerRequest
+
+from demo.render import Narrator
+from demo.scenario import SQL_SECRET, SQL_VAR, Scenario, function_event
+
+
+class ReportCatcher(logging.Handler):
+    """Picks the structured run summary out of Lockstep's log, as an operator would in App Insights."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.reports: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        report = getattr(record, "lockstep_report", None)
+        if report is not None:
+            self.reports.append(report)
+
+
+EventFunction = Callable[[Any], Awaitable[None]]
+
+
+class Acts:
+    def __init__(self, narrator: Narrator, scenario: Scenario, catcher: ReportCatcher) -> None:
+        import function_app
+
+        # The same indexing the Functions host performs at start-up.
+        functions = {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
+        self.on_event: EventFunction = functions["on_secret_event"].get_user_function()
+        self.reconcile: EventFunction = functions["reconcile_nightly"].get_user_function()
+        self.n = narrator
+        self.scenario = scenario
+        self.emulator = scenario.emulator
+        self.catcher = catcher
+
+    def outcomes(self) -> dict[tuple[str, str], str]:
+        report = self.catcher.reports[-1]
+        return {
+            (r["environment"], r["env_var"]): r["outcome"] for s in report["secrets"] for r in s["results"]
+        }
+
+    def show_last_card(self) -> None:
+        self.n.say("  The Teams card it posted (Adaptive Card 1.4, as text):")
+        self.n.card(self.emulator.teams_posts[-1])
+
+    async def rotation(self, new_value: str) -> None:
+        self.n.act("1. A secret is rotated in Key Vault; Event Grid delivers SecretNewVersionCreated")
+        event = self.scenario.rotate(SQL_SECRET, new_value)
+        self.n.say(f"  {SQL_SECRET} is now at version {event['data']['Version']} → on_secret_event")
+        await self.on_event(function_event(event))
+        self.n.report(self.catcher.reports[-1])
+        self.show_last_card()
+        for name, value in self.scenario.values(SQL_VAR).items():
+            self.n.check(f"{name} holds the new version of {SQL_SECRET}", value == new_value)
+        self.n.check(
+            "every target was updated or created",
+            set(self.outcomes().values()) <= {"updated", "created"},
+        )
+        self.n.check("exactly one Teams card was posted", len(self.emulator.teams_posts) == 1)
+        post = json.dumps(self.emulator.teams_posts[-1])
+        self.n.check(
+            "the card names the secret and the correlation id",
+            SQL_SECRET in post and self.catcher.reports[-1]["correlation_id"] in post,
+        )
+        self.n.check("the card does not contain the secret value", new_value not in post)
+        self.event = event
+
+    async def duplicate(self) -> None:
+        self.n.act("2. The same event again (Event Grid delivers at least once)")
+        self.emulator.reset_requests()
+        await self.on_event(function_event(self.event))
+        self.n.report(self.catcher.reports[-1])
+        writes = [
+            r for r in self.emulator.requests if r.service == "dataverse" and r.method in ("PATCH", "POST")
+        ]
+        self.n.check("no Dataverse writes for a duplicate event", not writes)
+
+    async def drift(self, new_value: str, tampered: str) -> None:
+        self.n.act("3. Someone edits the value in test by hand; the nightly timer runs")
+        self.emulator.environment("test").set_value(SQL_VAR, tampered)
+        self.n.check("test has drifted from Key Vault", self.scenario.values(SQL_VAR)["test"] != new_value)
+        await self.reconcile(TimerRequest(past_due=False))
+        self.n.report(self.catcher.reports[-1])
+        self.show_last_card()
+        outcomes = self.outcomes()
+        self.n.check("the reconcile updated test", outcomes.get(("test", SQL_VAR)) == "updated")
+        self.n.check(
+            "test holds the Key Vault value again", self.scenario.values(SQL_VAR)["test"] == new_value
+        )
+        self.n.check(
+            "dev and prod were left unchanged",
+            all(outcomes.get((name, SQL_VAR)) == "unchanged" for name in ("dev", "prod")),
+        )

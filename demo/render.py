@@ -1,0 +1,137 @@
+"""How the demo shows things: result tables, Adaptive Cards as a maker would read them, checks.
+
+Rich gives colour on a terminal and plain text when piped or when NO_COLOR is set. Everything
+printed goes through the demo's guarded output, which withholds any line carrying a secret value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+OUTCOME_STYLE = {
+    "updated": "green",
+    "created": "green",
+    "unchanged": "dim",
+    "skipped": "yellow",
+    "failed": "bold red",
+    "rolled_back": "yellow",
+    "held_back": "yellow",
+}
+CARD_COLOUR = {"Good": "green", "Attention": "red", "Warning": "yellow", "Accent": "cyan"}
+# One line per outcome: why a target ended this way.
+WHY = {
+    "updated": "its value row held another value: PATCHed under the row's etag, then read back",
+    "created": (
+        "the definition had no value row yet (flows used its default): a row was created, then read back"
+    ),
+    "unchanged": "it already held the current secret: nothing was written",
+    "skipped": "the environment is not ready: Event Grid's redelivery or the reconcile will finish it",
+    "failed": "see the reason: Lockstep wrote nothing it could not verify",
+    "rolled_back": "this run wrote it, but its stage failed the gate: the previous value is back",
+    "held_back": "an earlier stage failed: this stage was never touched",
+}
+
+
+def results_table(report: dict[str, Any]) -> Table:
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("environment", "stage", "env var", "outcome", "ms", "flows", "reason"):
+        table.add_column(column, overflow="fold")
+    for secret in report["secrets"]:
+        for result in secret["results"]:
+            flows = ", ".join(f"{flow['name']}: {flow['outcome']}" for flow in result.get("flows", []))
+            table.add_row(
+                result["environment"],
+                str(result["stage"]),
+                result["env_var"],
+                Text(result["outcome"], style=OUTCOME_STYLE.get(result["outcome"], "")),
+                f"{result['duration_ms']:.0f}",
+                flows,
+                result["reason"],
+            )
+    return table
+
+
+def explain(report: dict[str, Any]) -> list[str]:
+    """One line per target: why it ended as it did."""
+    return [
+        f"{r['environment']}: {r['outcome']} — {WHY.get(r['outcome'], '')}"
+        for secret in report["secrets"]
+        for r in secret["results"]
+    ]
+
+
+def _card_lines(element: dict[str, Any], lines: list[Text]) -> None:
+    kind = element.get("type")
+    if kind == "TextBlock":
+        style = CARD_COLOUR.get(str(element.get("color", "")), "")
+        if element.get("weight") == "Bolder":
+            style = f"bold {style}".strip()
+        if element.get("isSubtle"):
+            style = f"dim {style}".strip()
+        lines.append(Text(str(element.get("text", "")), style=style))
+    elif kind == "FactSet":
+        for fact in element.get("facts", []):
+            lines.append(Text.assemble((f"{fact['title']}: ", "bold"), str(fact["value"])))
+    elif kind == "ColumnSet":
+        cells: list[Text] = []
+        for column in element.get("columns", []):
+            inner: list[Text] = []
+            for item in column.get("items", []):
+                _card_lines(item, inner)
+            cells.append(Text(" ").join(inner))
+        lines.append(Text(" | ").join(cells))
+    elif kind in ("Container", "Column"):
+        for item in element.get("items", []):
+            _card_lines(item, lines)
+    elif kind == "ActionSet":
+        for action in element.get("actions", []):
+            lines.append(Text(f"[{action.get('title', 'link')}]", style="underline"))
+    for action in element.get("actions", []) if kind == "AdaptiveCard" else []:
+        lines.append(Text(f"[{action.get('title', 'link')}]", style="underline"))
+
+
+def card_panel(post: dict[str, Any]) -> Panel:
+    """The Teams message's Adaptive Card, rendered as text: roughly what makers see in the channel."""
+    card = post["attachments"][0]["content"]
+    lines: list[Text] = []
+    for element in card.get("body", []):
+        _card_lines(element, lines)
+    _card_lines({"type": "AdaptiveCard", "actions": card.get("actions", [])}, lines)
+    return Panel(Text("\n").join(lines), title="Teams card", title_align="left", expand=False)
+
+
+class Narrator:
+    """Says, shows and checks; every claim is checked against the emulator's state."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.problems: list[str] = []
+
+    def act(self, title: str) -> None:
+        self.console.print()
+        self.console.rule(f"[bold]{title}", align="left")
+
+    def say(self, text: str = "", style: str = "") -> None:
+        self.console.print(text, style=style, highlight=False)
+
+    def report(self, report: dict[str, Any]) -> None:
+        self.console.print(results_table(report))
+        for line in explain(report):
+            self.say(f"  · {line}", style="dim")
+        self.say(
+            f"  correlation id {report['correlation_id']} · Teams: {report['notification']}", style="dim"
+        )
+
+    def card(self, post: dict[str, Any]) -> None:
+        self.console.print(card_panel(post))
+
+    def check(self, claim: str, holds: bool) -> None:
+        mark = Text("  ✔ ", style="green") if holds else Text("  ✘ ", style="bold red")
+        self.console.print(mark + Text(claim), highlight=False)
+        if not holds:
+            self.problems.append(claim)
