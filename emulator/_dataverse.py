@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from ._http import (
     JSON,
@@ -68,7 +69,16 @@ VALUE_COLUMNS = (
 WRITABLE_VALUE_COLUMNS = {"value", "schemaname"}
 
 GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-FILTER = re.compile(r"^\s*schemaname\s+eq\s+'((?:[^']|'')*)'\s*$")
+LITERAL = r"'((?:[^']|'')*)'"
+FILTER = re.compile(rf"^\s*schemaname\s+eq\s+{LITERAL}\s*$")
+IN_FILTER = re.compile(
+    r"^\s*Microsoft\.Dynamics\.CRM\.In\(\s*PropertyName\s*=\s*'schemaname'\s*,"
+    r"\s*PropertyValues\s*=\s*\[((?:\s*'(?:[^']|'')*'\s*,)*\s*'(?:[^']|'')*'\s*)\]\s*\)\s*$"
+)
+IN_LITERAL = re.compile(LITERAL)
+MAX_PAGE_SIZE = 5000
+MAX_URL_LENGTH = 32768
+MAX_PAGE_SIZE_PREFERENCE = re.compile(r"(?:^|[,;]\s*)odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
 VALUE_KEY = re.compile(r"^environmentvariablevalues\((.*)\)$")
 EXPAND = re.compile(r"^([A-Za-z_]\w*)(?:\((.*)\))?$")
 SECRET_REFERENCE = re.compile(
@@ -164,18 +174,39 @@ def _expand(raw: str | None) -> list[str] | None:
     return _select(value, VALUE_COLUMNS, VALUE_TYPE)
 
 
-def _schema_filter(raw: str | None) -> str | None:
+def _schema_filter(raw: str | None) -> set[str] | None:
+    """The lower-case schema names a `$filter` asks for, or None when it asks for every row."""
     if raw is None:
         return None
     match = FILTER.match(raw)
+    if match is not None:
+        return {match.group(1).replace("''", "'").lower()}
+    in_match = IN_FILTER.match(raw)
+    if in_match is not None:
+        return {literal.replace("''", "'").lower() for literal in IN_LITERAL.findall(in_match.group(1))}
+    raise ODataError(
+        400,
+        CODE_QUERY,
+        "Syntax error in $filter: the emulator accepts schemaname eq '<literal>' and "
+        "Microsoft.Dynamics.CRM.In(PropertyName='schemaname',PropertyValues=['<literal>',...]), "
+        "with any quote inside a literal doubled ('').",
+    )
+
+
+def _page_size(request: web.Request) -> tuple[int, bool]:
+    """The page size and whether the client asked for it (`Prefer: odata.maxpagesize=N`)."""
+    match = MAX_PAGE_SIZE_PREFERENCE.search(request.headers.get("Prefer", ""))
     if match is None:
-        raise ODataError(
-            400,
-            CODE_QUERY,
-            "Syntax error in $filter: the emulator accepts only schemaname eq '<literal>', "
-            "with any quote inside the literal doubled ('').",
-        )
-    return match.group(1).replace("''", "'")
+        return MAX_PAGE_SIZE, False
+    return max(1, min(int(match.group(1)), MAX_PAGE_SIZE)), True
+
+
+def _skip(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    if not raw.isdigit():
+        raise ODataError(400, CODE_QUERY, "The $skiptoken is not one this server issued.")
+    return int(raw)
 
 
 def _definition_json(definition: Definition, columns: list[str]) -> dict[str, Any]:
@@ -219,6 +250,8 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
         if not request.path.startswith(API_PREFIX):
             raise ODataError(404, CODE_QUERY, "Resource not found: the Web API lives under /api/data/v9.2/.")
         _check_headers(request)
+        if len(str(request.rel_url)) > MAX_URL_LENGTH:
+            raise ODataError(414, CODE_QUERY, f"The request URL is longer than {MAX_URL_LENGTH} characters.")
         base = f"https://{host}{API_PREFIX}"
         segment = request.path[len(API_PREFIX) :]
         body: dict[str, Any] | None = None
@@ -283,14 +316,20 @@ def _guid(raw: str) -> str:
 
 
 def _list_definitions(env: EnvironmentState, request: web.Request, base: str) -> web.Response:
-    options = _query_options(request, {"$filter", "$select", "$expand"})
+    """Lists definitions in id order, one page at a time, like Dataverse's server-side paging."""
+    options = _query_options(request, {"$filter", "$select", "$expand", "$skiptoken"})
     wanted = _schema_filter(options.get("$filter"))
     columns = _select(options.get("$select"), DEFINITION_COLUMNS, DEFINITION_TYPE)
     expand_columns = _expand(options.get("$expand"))
+    page_size, preferred = _page_size(request)
+    skip = _skip(options.get("$skiptoken"))
+    matching = [
+        definition
+        for definition in sorted(env.definitions.values(), key=lambda d: d.id)
+        if wanted is None or definition.schema_name.lower() in wanted
+    ]
     rows = []
-    for definition in env.definitions.values():
-        if wanted is not None and definition.schema_name.lower() != wanted.lower():
-            continue
+    for definition in matching[skip : skip + page_size]:
         row = _definition_json(definition, columns)
         if expand_columns is not None:
             row[NAV_PROPERTY] = [_value_json(v, expand_columns) for v in env.rows_of(definition.id)]
@@ -298,13 +337,16 @@ def _list_definitions(env: EnvironmentState, request: web.Request, base: str) ->
     context_columns = ",".join(columns)
     if expand_columns is not None:
         context_columns += f",{NAV_PROPERTY}({','.join(expand_columns)})"
-    return _response(
-        200,
-        {
-            "@odata.context": f"{base}$metadata#environmentvariabledefinitions({context_columns})",
-            "value": rows,
-        },
-    )
+    body: dict[str, Any] = {
+        "@odata.context": f"{base}$metadata#environmentvariabledefinitions({context_columns})",
+        "value": rows,
+    }
+    if skip + page_size < len(matching):
+        query = {key: value for key, value in options.items() if key != "$skiptoken"}
+        query["$skiptoken"] = str(skip + page_size)
+        body["@odata.nextLink"] = str(URL(f"{base}environmentvariabledefinitions").with_query(query))
+    headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if preferred else None
+    return _response(200, body, headers=headers)
 
 
 def _get_value(env: EnvironmentState, request: web.Request, row_id: str, base: str) -> web.Response:

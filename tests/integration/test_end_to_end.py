@@ -91,16 +91,19 @@ async def test_event_from_another_vault_writes_nothing(scenario: Scenario, emula
     assert [r for r in emulator.requests if r.service != "proxy"] == []
 
 
-async def test_missing_definition_fails_only_that_target(
+async def test_missing_definition_stops_the_rollout_at_that_stage(
     scenario: Scenario, emulator: Emulator, logs: pytest.LogCaptureFixture
 ) -> None:
     emulator.environment("test").remove_definition(SQL_VAR)
+    old_prod = scenario.values(SQL_VAR)["prod"]
     new = canary("partial-")
     await deliver(scenario.rotate(SQL_SECRET, new))  # permanent failure: acknowledged, not raised
 
-    assert scenario.values(SQL_VAR) == {"dev": new, "test": None, "prod": new}
+    # dev (stage 1) keeps the new value; prod (stage 3) is not touched while test (stage 2) fails.
+    assert scenario.values(SQL_VAR) == {"dev": new, "test": None, "prod": old_prod}
     report = last_report(logs)
     assert outcomes(report)[("test", SQL_VAR)] == "failed"
+    assert outcomes(report)[("prod", SQL_VAR)] == "held_back"
     [failed] = [r for s in report["secrets"] for r in s["results"] if r["outcome"] == "failed"]
     assert "no environment variable definition named 'contoso_SqlConnectionPassword'" in failed["reason"]
     assert failed["retryable"] is False
