@@ -77,6 +77,7 @@ class SecretSnapshot(_Frozen):
     value: SecretStr
     enabled: bool = True
     expires: datetime | None = None
+    updated: datetime | None = None
 
 
 class ValueRow(_Frozen):
@@ -110,6 +111,7 @@ class Target(_Frozen):
 
     environment: Environment
     env_var: str
+    secret: str = ""
     # Which mapping row the target comes from: rows roll out (and roll back) independently.
     row: int = 0
     rollout: str = "staged"

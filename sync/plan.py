@@ -25,6 +25,7 @@ def targets_for(mapping: Mapping, secret: str) -> list[Target]:
         Target(
             environment=environment,
             env_var=row.env_var,
+            secret=row.secret,
             row=index,
             rollout=row.rollout,
             refresh_flows=row.refresh_flows,

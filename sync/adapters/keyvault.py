@@ -57,4 +57,5 @@ class KeyVaultReader:
             value=SecretStr(secret.value),
             enabled=bool(secret.properties.enabled),
             expires=secret.properties.expires_on,
+            updated=secret.properties.updated_on,
         )
