@@ -1,0 +1,5 @@
+"""`python -m sync <command>`: the operator CLI (see sync.cli)."""
+
+from sync.cli import main
+
+main()

@@ -1,0 +1,195 @@
+"""The commands' work: inspect or sync through the runtime, then hand rows to the output.
+
+`plan`, `status` and `reconcile --dry-run` only read (sync.inspection); `sync` and `reconcile`
+run the engine exactly as the event and the nightly timer do, with the trigger recorded as `cli`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sync.cli.exit_codes import ExitCode, worst
+from sync.cli.output import Output
+from sync.cli.session import check_names
+from sync.deadline import time_budget
+from sync.inspection import Inspection, Inspector, select_targets
+from sync.models import RunReport, Trigger
+from sync.runtime import Runtime
+from sync.settings import Settings
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "-"
+
+
+def inspection_code(inspection: Inspection) -> ExitCode:
+    return worst(
+        ExitCode.FAILURES if inspection.problems else ExitCode.OK,
+        ExitCode.PENDING if inspection.pending else ExitCode.OK,
+    )
+
+
+async def inspect(
+    runtime: Runtime, budget: float, secrets: Collection[str] | None, environments: Collection[str] | None
+) -> Inspection:
+    mapping = runtime.service.settings.mapping
+    check_names(mapping, secrets, environments)
+    inspector = Inspector(runtime.secrets, runtime.dataverse, runtime.admin, timeout=budget)
+    return await inspector.inspect(select_targets(mapping, secrets, environments))
+
+
+def validate(settings: Settings, output: Output) -> ExitCode:
+    mapping = settings.mapping
+    targets = select_targets(mapping)
+    stages = sorted({environment.stage for environment in mapping.environments})
+    rows: list[dict[str, Any]] = [
+        {
+            "secret": target.secret,
+            "environment": target.environment.name,
+            "stage": target.environment.stage,
+            "env_var": target.env_var,
+            "state": "mapped",
+            "rollout": target.rollout,
+            "refresh_flows": target.refresh_flows,
+        }
+        for target in targets
+    ]
+    warnings = [problem for problem in [getattr(settings, "teams_webhook_problem", None)] if problem]
+    if settings.teams_webhook_url is None and not warnings:
+        warnings.append("TEAMS_WEBHOOK_URL is not set: runs will not be announced in Teams")
+    output.say(
+        f"Configuration is valid: {len(mapping.environments)} environment(s) in stage(s) "
+        f"{', '.join(map(str, stages))}, {len(mapping.secrets)} mapping row(s), {len(targets)} target(s)."
+    )
+    for warning in warnings:
+        output.say(f"warning: {warning}")
+    output.table(
+        "Targets",
+        ["secret", "environment", "stage", "env_var", "rollout"],
+        [[r["secret"], r["environment"], str(r["stage"]), r["env_var"], r["rollout"]] for r in rows],
+    )
+    return output.finish(ExitCode.OK, rows, valid=True, warnings=warnings, problems=[])
+
+
+async def plan(
+    runtime: Runtime,
+    output: Output,
+    budget: float,
+    secrets: Collection[str] | None = None,
+    environments: Collection[str] | None = None,
+) -> ExitCode:
+    inspection = await inspect(runtime, budget, secrets, environments)
+    rows = [target.model_dump(mode="json") for target in inspection.targets]
+    counts: dict[str, int] = {}
+    for target in inspection.targets:
+        counts[target.state.value] = counts.get(target.state.value, 0) + 1
+    output.table(
+        "Plan (nothing written)",
+        ["secret", "environment", "stage", "env_var", "state", "reason"],
+        [
+            [r["secret"], r["environment"], str(r["stage"]), r["env_var"], r["state"], r["reason"]]
+            for r in rows
+        ],
+    )
+    output.say(", ".join(f"{count} {state}" for state, count in sorted(counts.items())) or "nothing mapped")
+    code = inspection_code(inspection)
+    if code is ExitCode.PENDING:
+        output.say("Changes pending: `sync SECRET` or `reconcile` would write them.")
+    return output.finish(code, rows, summary=counts, secrets=_secrets(inspection))
+
+
+async def status(
+    runtime: Runtime, output: Output, budget: float, environments: Collection[str] | None
+) -> ExitCode:
+    inspection = await inspect(runtime, budget, None, environments)
+    versions = {secret.secret: secret for secret in inspection.secrets}
+    rows = []
+    for target in inspection.targets:
+        secret = versions[target.secret]
+        rows.append(
+            {
+                **target.model_dump(mode="json"),
+                "version": secret.version,
+                "version_updated": secret.updated.isoformat() if secret.updated else None,
+            }
+        )
+    for environment in dict.fromkeys(row["environment"] for row in rows):
+        mine = [row for row in rows if row["environment"] == environment]
+        output.table(
+            f"{environment} (stage {mine[0]['stage']})",
+            ["env_var", "secret", "state", "secret version", "version date", "reason"],
+            [
+                [
+                    r["env_var"],
+                    r["secret"],
+                    r["state"],
+                    (r["version"] or "-")[:12],
+                    _when(versions[r["secret"]].updated),
+                    r["reason"],
+                ]
+                for r in mine
+            ],
+        )
+    return output.finish(inspection_code(inspection), rows, secrets=_secrets(inspection))
+
+
+def _secrets(inspection: Inspection) -> list[dict[str, Any]]:
+    return [secret.model_dump(mode="json") for secret in inspection.secrets]
+
+
+def report_rows(report: RunReport) -> list[dict[str, Any]]:
+    return [
+        {
+            "secret": secret.secret,
+            "version": secret.version,
+            "environment": result.environment,
+            "stage": result.stage,
+            "env_var": result.env_var,
+            "state": result.outcome.value,
+            "reason": result.reason,
+            "flows": [flow.model_dump(mode="json") for flow in result.flows],
+        }
+        for secret in report.secrets
+        for result in secret.results
+    ]
+
+
+def show_report(output: Output, report: RunReport) -> ExitCode:
+    rows = report_rows(report)
+    output.table(
+        f"Run {report.correlation_id} ({report.trigger.value})",
+        ["secret", "environment", "stage", "env_var", "outcome", "reason"],
+        [
+            [r["secret"], r["environment"], str(r["stage"]), r["env_var"], r["state"], r["reason"]]
+            for r in rows
+        ],
+    )
+    counts = {outcome: count for outcome, count in report.counts().items() if count}
+    output.say(", ".join(f"{count} {outcome}" for outcome, count in counts.items()) or "nothing to do")
+    output.say(f"Teams notification: {report.notification}")
+    code = ExitCode.FAILURES if report.failed else ExitCode.OK
+    return output.finish(
+        code, rows, correlation_id=report.correlation_id, summary=counts, notification=report.notification
+    )
+
+
+async def sync_one(
+    runtime: Runtime, output: Output, budget: float, secret: str, environments: Collection[str] | None
+) -> ExitCode:
+    check_names(runtime.service.settings.mapping, [secret], environments)
+    total = len(select_targets(runtime.service.settings.mapping, [secret], environments))
+    with output.progress(total, f"syncing {secret}") as advance, time_budget(budget):
+        report = await runtime.service.engine.sync_secrets(
+            [secret], Trigger.CLI, environments=environments, on_result=advance
+        )
+    return show_report(output, report)
+
+
+async def reconcile(runtime: Runtime, output: Output, budget: float, dry_run: bool) -> ExitCode:
+    if dry_run:
+        return await plan(runtime, output, budget)
+    total = len(select_targets(runtime.service.settings.mapping))
+    with output.progress(total, "reconciling") as advance, time_budget(budget):
+        report = await runtime.service.reconcile(Trigger.CLI, on_result=advance)
+    return show_report(output, report)
