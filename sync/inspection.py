@@ -100,7 +100,7 @@ def classify(
         case NoChange():
             return TargetState.IN_SYNC, ""
         case Update():
-            return TargetState.DIFFERS, f"holds a value other than version {snapshot.version}"
+            return TargetState.DIFFERS, "holds a value other than the secret's current version"
         case Create():
             return TargetState.MISSING_VALUE, "the definition has no value row yet"
         case Refuse(reason=reason) if definition is None:
