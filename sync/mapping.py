@@ -103,7 +103,7 @@ class SecretRow(_Strict):
 
 
 class Mapping(_Strict):
-    """The whole mapping document (see DESIGN.md §2)."""
+    """The whole mapping document: environments with their stages, and secret-to-variable rows."""
 
     environments: Annotated[list[Environment], Field(min_length=1)]
     secrets: Annotated[list[SecretRow], Field(min_length=1)]

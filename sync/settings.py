@@ -1,4 +1,4 @@
-"""The configuration contract (DESIGN.md §2), read from app settings and validated in one pass.
+"""The configuration contract (the app settings the README lists), read and validated in one pass.
 
 Settings are loaded on first use, never at import: the Functions host indexes `function_app.py`
 at start-up, and an import that fails leaves an app with no functions at all. A bad setting

@@ -39,7 +39,8 @@ KEY_VAULT_EVENT_TYPES = {
     "Microsoft.KeyVault.SecretExpired",
 }
 
-# DESIGN.md §2 plus the identity-based host settings; LOCKSTEP_MAPPING_FILE is the local alternative.
+# The app settings the README lists, plus the identity-based host settings;
+# LOCKSTEP_MAPPING_FILE is the local alternative.
 CONTRACT_SETTINGS = {
     "KEY_VAULT_URI",
     "LOCKSTEP_MAPPING",
