@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.exceptions import ClientAuthenticationError
 from pydantic import BaseModel, ConfigDict
@@ -21,12 +21,13 @@ from sync.deadline import time_budget, within_budget
 from sync.errors import LockstepError
 from sync.inspection import select_targets
 from sync.mapping import Environment
-from sync.models import DefinitionType
+from sync.models import DefinitionType, Target
 from sync.plan import readiness_problem
 from sync.redact import scrub
 from sync.runtime import Runtime
 
 COPYABLE = {DefinitionType.STRING, DefinitionType.NUMBER, DefinitionType.BOOLEAN, DefinitionType.JSON}
+T = TypeVar("T")
 APP_USER_FIX = (
     "add the managed identity as an application user of this environment (Power Platform admin "
     "center > environment > Settings > Application users) with a security role that can read and "
@@ -44,144 +45,117 @@ class Check(BaseModel):
     fix: str = ""
 
 
-async def _attempt(budget: float, awaitable: Awaitable[Any]) -> tuple[Any, str | None]:
-    """(result, None) or (None, a message safe to print)."""
+def _check(scope: str, name: str, problem: str | None, ok_detail: str, fix: str) -> Check:
+    if problem is None:
+        return Check(scope=scope, check=name, ok=True, detail=ok_detail)
+    return Check(scope=scope, check=name, ok=False, detail=problem, fix=fix)
+
+
+async def _attempt(awaitable: Awaitable[Any]) -> tuple[Any, str | None]:
+    """(result, None) or (None, a message safe to print), within the caller's time budget."""
     try:
-        with time_budget(budget):
-            return await within_budget(awaitable), None
+        return await within_budget(awaitable), None
     except ClientAuthenticationError as error:
         return None, scrub(str(error.message).splitlines()[0] if error.message else type(error).__name__)
     except LockstepError as error:
         return None, scrub(str(error))
 
 
-async def _environment_checks(
-    runtime: Runtime, environment: Environment, env_vars: list[str], budget: float
-) -> tuple[list[Check], dict[str, tuple[str, str]]]:
-    scope = f"environment {environment.name}"
-    checks: list[Check] = []
-    states: dict[str, tuple[str, str]] = {}
-    _, problem = await _attempt(budget, runtime.credential.get_token(f"{environment.url}/.default"))
-    checks.append(
-        Check(
-            scope=scope,
-            check="token",
-            ok=problem is None,
-            detail=problem or f"for {environment.url}",
-            fix=""
-            if problem is None
-            else "check the managed identity (AZURE_CLIENT_ID) and its network path",
+async def _definition_check(
+    runtime: Runtime, environment: Environment, name: str, bulk: dict[str, Any]
+) -> tuple[Check, tuple[str, str]]:
+    """One mapped definition: present (the bulk read leaves out ones with several value rows), copyable."""
+    scope, check = f"environment {environment.name}", f"definition {name}"
+    definition = bulk.get(name.lower())
+    if definition is None:
+        definition, problem = await _attempt(runtime.dataverse.get_definition(environment.url, name))
+        if problem is not None:
+            fix = (
+                "delete the extra value rows so exactly one remains"
+                if "value rows" in problem
+                else "see the detail"
+            )
+            return _check(scope, check, problem, "", fix), ("refused", problem)
+    if definition is None:
+        problem = "no environment variable definition with this schema name"
+        fix = "import the solution that defines it, or fix env_var in the mapping"
+        return _check(scope, check, problem, "", fix), ("missing_definition", problem)
+    if definition.type not in COPYABLE:
+        kind = (
+            DefinitionType(definition.type).name
+            if definition.type in list(DefinitionType)
+            else str(definition.type)
         )
-    )
-    status, problem = await _attempt(budget, runtime.admin.get_environment(environment.id))
+        problem = f"of type {kind}, which cannot hold a copied secret value"
+        fix = "map a String definition instead (a Secret-type variable resolves Key Vault itself)"
+        return _check(scope, check, problem, "", fix), ("refused", problem)
+    return _check(scope, check, None, "present and copyable", ""), ("ok", "")
+
+
+async def _environment_checks(
+    runtime: Runtime, environment: Environment, env_vars: list[str]
+) -> tuple[list[Check], dict[str, tuple[str, str]]]:
+    """Token, admin API, WhoAmI, then each definition; stops early where later checks cannot run."""
+    scope = f"environment {environment.name}"
+    _, problem = await _attempt(runtime.credential.get_token(f"{environment.url}/.default"))
+    checks = [
+        _check(
+            scope,
+            "token",
+            problem,
+            f"for {environment.url}",
+            "check the managed identity (AZURE_CLIENT_ID) and the network path to Entra ID",
+        )
+    ]
+    status, problem = await _attempt(runtime.admin.get_environment(environment.id))
     if status is not None:
         not_ready = readiness_problem(status, environment)
         problem = not_ready[0] if not_ready else None
     checks.append(
-        Check(
-            scope=scope,
-            check="admin API",
-            ok=problem is None,
-            detail=problem or f"Ready and Enabled at {environment.url}",
-            fix="" if problem is None else "fix the environment or the mapping's id/url for it",
+        _check(
+            scope,
+            "admin API",
+            problem,
+            f"Ready and Enabled at {environment.url}",
+            "fix the environment, or the mapping's id/url for it",
         )
     )
-    who, problem = await _attempt(budget, runtime.dataverse.who_am_i(environment.url))
+    who, problem = await _attempt(runtime.dataverse.who_am_i(environment.url))
     checks.append(
-        Check(
-            scope=scope,
-            check="WhoAmI",
-            ok=problem is None,
-            detail=problem if problem is not None else f"application user {who['UserId']}",
-            fix="" if problem is None else APP_USER_FIX,
-        )
+        _check(scope, "WhoAmI", problem, f"application user {who['UserId'] if who else ''}", APP_USER_FIX)
     )
     if problem is not None:
-        return checks, {name: ("error", "WhoAmI failed") for name in env_vars}
-    definitions, problem = await _attempt(
-        budget, runtime.dataverse.get_definitions(environment.url, env_vars)
-    )
+        return checks, {name: ("error", f"WhoAmI failed: {problem}") for name in env_vars}
+    bulk, problem = await _attempt(runtime.dataverse.get_definitions(environment.url, env_vars))
     if problem is not None:
         checks.append(
-            Check(
-                scope=scope,
-                check="definitions",
-                ok=False,
-                detail=problem,
-                fix="check the application user's security role (read environmentvariabledefinition)",
+            _check(
+                scope,
+                "definitions",
+                problem,
+                "",
+                "check the application user's security role (read environmentvariabledefinition)",
             )
         )
         return checks, {name: ("error", problem) for name in env_vars}
-    for name in env_vars:
-        definition = definitions.get(name.lower())
-        if definition is None:
-            single, single_problem = await _attempt(
-                budget, runtime.dataverse.get_definition(environment.url, name)
-            )
-            if single_problem is not None:
-                states[name] = ("refused", single_problem)
-                checks.append(
-                    Check(
-                        scope=scope,
-                        check=f"definition {name}",
-                        ok=False,
-                        detail=single_problem,
-                        fix="delete the extra value rows so one remains",
-                    )
-                )
-                continue
-            definition = single
-        if definition is None:
-            states[name] = ("missing_definition", "no such environment variable definition")
-            checks.append(
-                Check(
-                    scope=scope,
-                    check=f"definition {name}",
-                    ok=False,
-                    detail="no environment variable definition with this schema name",
-                    fix="import the solution that defines it, or fix env_var in the mapping",
-                )
-            )
-        elif definition.type not in COPYABLE:
-            kind = (
-                DefinitionType(definition.type).name
-                if definition.type in DefinitionType._value2member_map_
-                else definition.type
-            )
-            states[name] = ("refused", f"type {kind} cannot hold a copied secret")
-            checks.append(
-                Check(
-                    scope=scope,
-                    check=f"definition {name}",
-                    ok=False,
-                    detail=f"of type {kind}, which cannot hold a copied secret value",
-                    fix="map a String definition instead (a Secret-type variable resolves Key Vault itself)",
-                )
-            )
-        else:
-            states[name] = ("ok", "")
-    if all(state == "ok" for state, _ in states.values()):
-        checks.append(
-            Check(scope=scope, check="definitions", ok=True, detail=f"{len(env_vars)} present and copyable")
-        )
-    return checks, states
+    results = [await _definition_check(runtime, environment, name, bulk) for name in env_vars]
+    checks.extend(check for check, _ in results)
+    return checks, {name: state for name, (_, state) in zip(env_vars, results, strict=True)}
 
 
-async def _vault_checks(
-    runtime: Runtime, secrets: list[str], budget: float
-) -> tuple[list[Check], dict[str, str]]:
+async def _vault_checks(runtime: Runtime, secrets: list[str]) -> tuple[list[Check], dict[str, str]]:
+    """Each mapped secret readable (and enabled) by this identity; the value is read and dropped."""
+
     async def one(name: str) -> Check:
-        snapshot, problem = await _attempt(budget, runtime.secrets.get_current(name))
+        snapshot, problem = await _attempt(runtime.secrets.get_current(name))
         if problem is None and not snapshot.enabled:
             problem = "its current version is disabled"
-        return Check(
-            scope="vault",
-            check=f"secret {name}",
-            ok=problem is None,
-            detail=problem or f"readable, version {snapshot.version}",
-            fix=""
-            if problem is None
-            else "grant the identity 'Key Vault Secrets User' and check the secret exists and is enabled",
+        return _check(
+            "vault",
+            f"secret {name}",
+            problem,
+            f"readable, version {snapshot.version if snapshot else ''}",
+            "grant the identity 'Key Vault Secrets User' and check the secret exists and is enabled",
         )
 
     checks = list(await asyncio.gather(*(one(name) for name in secrets)))
@@ -189,53 +163,60 @@ async def _vault_checks(
 
 
 def _teams_check(runtime: Runtime) -> Check:
+    """Notifications are optional, but a setting that is there and unusable is a finding."""
     settings = runtime.service.settings
     problem = getattr(settings, "teams_webhook_problem", None)
-    if problem:
-        return Check(
-            scope="teams",
-            check="TEAMS_WEBHOOK_URL",
-            ok=False,
-            detail=problem,
-            fix="fix the setting (Key Vault reference or https URL); syncing continues without cards",
-        )
-    if settings.teams_webhook_url is None:
-        return Check(
-            scope="teams", check="TEAMS_WEBHOOK_URL", ok=True, detail="not set: no cards will be posted"
-        )
-    return Check(
-        scope="teams", check="TEAMS_WEBHOOK_URL", ok=True, detail="set and resolved (value not shown)"
+    detail = "set and resolved (value not shown)"
+    if settings.teams_webhook_url is None and not problem:
+        detail = "not set: no cards will be posted"
+    return _check(
+        "teams",
+        "TEAMS_WEBHOOK_URL",
+        problem or None,
+        detail,
+        "fix the setting (a resolvable Key Vault reference or an https URL); syncing continues without cards",
     )
 
 
+async def _bounded(budget: float, awaitable: Awaitable[T]) -> T:
+    with time_budget(budget):
+        return await awaitable
+
+
+def _env_vars_by_environment(targets: list[Target]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for target in targets:
+        names = found.setdefault(target.environment.name, [])
+        if target.env_var not in names:
+            names.append(target.env_var)
+    return found
+
+
 async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
+    """Runs every check (each environment, and the vault, within `budget` seconds) and reports."""
     mapping = runtime.service.settings.mapping
     targets = select_targets(mapping)
-    env_vars: dict[str, list[str]] = {}
-    for target in targets:
-        env_vars.setdefault(target.environment.name, [])
-        if target.env_var not in env_vars[target.environment.name]:
-            env_vars[target.environment.name].append(target.env_var)
-    vault, environments = await asyncio.gather(
-        _vault_checks(runtime, mapping.secret_names(), budget),
+    env_vars = _env_vars_by_environment(targets)
+    (vault_checks, unreadable), environments = await asyncio.gather(
+        _bounded(budget, _vault_checks(runtime, mapping.secret_names())),
         asyncio.gather(
             *(
-                _environment_checks(runtime, mapping.environment(name), names, budget)
+                _bounded(budget, _environment_checks(runtime, mapping.environment(name), names))
                 for name, names in env_vars.items()
             )
         ),
     )
     checks = [
-        *vault[0],
+        *vault_checks,
         *(check for env_checks, _ in environments for check in env_checks),
         _teams_check(runtime),
     ]
     states = dict(zip(env_vars, (env_states for _, env_states in environments), strict=True))
     rows = []
     for target in targets:
-        state, reason = states[target.environment.name].get(target.env_var, ("error", "not checked"))
-        if target.secret in vault[1] and state == "ok":
-            state, reason = "error", f"secret not readable: {vault[1][target.secret]}"
+        state, reason = states[target.environment.name][target.env_var]
+        if target.secret in unreadable and state == "ok":
+            state, reason = "error", f"secret not readable: {unreadable[target.secret]}"
         rows.append(
             {
                 "secret": target.secret,
