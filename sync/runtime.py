@@ -13,7 +13,9 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
 
@@ -25,10 +27,11 @@ from sync.engine import SyncEngine
 from sync.service import LockstepService
 from sync.settings import Settings, load_settings
 from sync.telemetry import get_logger, quiet_noisy_loggers
-from sync.tls import ca_bundle_path, ssl_context
+from sync.tls import ssl_context
 
 log = get_logger(__name__)
 USER_AGENT = "lockstep/0.1"
+KEY_VAULT_CONNECTIONS = 32
 
 
 @dataclass
@@ -49,6 +52,20 @@ class Runtime:
         self.closers.clear()
 
 
+def key_vault_transport() -> AioHttpTransport:
+    """The Azure SDK's aiohttp transport over one TLS context, so Key Vault connections are reused.
+
+    Given `connection_verify=<CA file>`, azure-core builds a new SSLContext for every request (and
+    re-reads the CA file); aiohttp keys pooled connections by that context, so every secret read
+    opened a new TLS connection and the old ones piled up until their keep-alive ran out. A
+    connector that owns the context keeps a handful of connections for the whole run. The session
+    trusts the environment (HTTPS_PROXY / NO_PROXY), as azure-core's own session does.
+    """
+    connector = aiohttp.TCPConnector(ssl=ssl_context(), limit=KEY_VAULT_CONNECTIONS)
+    session = aiohttp.ClientSession(connector=connector, trust_env=True)
+    return AioHttpTransport(session=session, session_owner=True)
+
+
 def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtime:
     """Wires the adapters to the engine. Synchronous, so two first invocations cannot race."""
     quiet_noisy_loggers()
@@ -62,7 +79,7 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
     secret_client = SecretClient(
         settings.key_vault_uri,
         credential,
-        connection_verify=ca_bundle_path(),
+        transport=key_vault_transport(),
         retry_total=2,
         retry_backoff_factor=0.5,
         retry_backoff_max=4,
