@@ -38,7 +38,7 @@ from sync.rollout import Gate, StageVerdict, held_back, judge_stage
 from sync.steps.context import ResultCallback, RunContext
 from sync.steps.notify import Notifier, notify
 from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefetch, NotPrefetched
-from sync.steps.readiness import EnvironmentDirectory, ReadinessChecks
+from sync.steps.readiness import EnvironmentDirectory, Preparable, ReadinessChecks
 from sync.steps.rollback import roll_back_stage
 from sync.steps.upsert import Change, EnvironmentValues, upsert
 from sync.telemetry import current_correlation_id, get_logger, target_duration, target_outcomes, tracer
@@ -102,7 +102,9 @@ class SyncEngine:
         started = datetime.now(UTC)
         run = RunContext(
             trigger=trigger,
-            readiness=ReadinessChecks(self._directory),
+            readiness=ReadinessChecks(
+                self._directory, self._values.prepare if isinstance(self._values, Preparable) else None
+            ),
             prefetch=self._prefetch(names, environments) if prefetch else None,
             environments=environments,
             on_result=on_result,
@@ -159,6 +161,7 @@ class SyncEngine:
 
     async def _sync_secret(self, name: str, run: RunContext) -> SecretReport:
         targets = self._targets(name, run.environments)
+        run.readiness.warm(target.environment for target in targets)  # while the secret is read
         with tracer.start_as_current_span(
             "lockstep.secret", attributes={"lockstep.secret.name": name}
         ) as span:

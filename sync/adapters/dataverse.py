@@ -52,6 +52,10 @@ class DataverseClient:
             self._auth[org_url] = BearerTokenAuth(self._credential, f"{org_url}/.default")
         return self._auth[org_url]
 
+    async def prepare(self, org_url: str) -> None:
+        """Fetches the organisation's token ahead of its first request (the credential caches it)."""
+        await self._credential.get_token(f"{org_url}/.default")
+
     async def _send(self, org_url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {**ODATA_HEADERS, **kwargs.pop("headers", {})}
         return await send_with_retry(

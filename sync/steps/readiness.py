@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from sync.errors import PermanentError
 from sync.mapping import Environment
@@ -19,6 +19,13 @@ class EnvironmentDirectory(Protocol):
     async def get_environment(self, environment_id: str) -> EnvironmentStatus: ...
 
 
+@runtime_checkable
+class Preparable(Protocol):
+    """A client that can fetch an organisation's token before its first request."""
+
+    async def prepare(self, org_url: str) -> None: ...
+
+
 class OncePerRun(Generic[K, V]):
     """Runs one lookup per key per run and shares the answer (or the error) with every caller.
 
@@ -30,10 +37,14 @@ class OncePerRun(Generic[K, V]):
         self._lookup = lookup
         self._pending: dict[K, asyncio.Future[V]] = {}
 
-    async def get(self, key: K) -> V:
+    def start(self, key: K) -> asyncio.Future[V]:
+        """Starts the lookup (once) without waiting for it."""
         if key not in self._pending:
             self._pending[key] = asyncio.ensure_future(self._lookup(key))
-        return await asyncio.shield(self._pending[key])
+        return self._pending[key]
+
+    async def get(self, key: K) -> V:
+        return await asyncio.shield(self.start(key))
 
     def close(self) -> None:
         for future in self._pending.values():
@@ -44,10 +55,24 @@ class OncePerRun(Generic[K, V]):
 
 
 class ReadinessChecks:
-    """Answers 'ready', 'not yet' (retryable) or raises PermanentError, per environment per run."""
+    """Answers 'ready', 'not yet' (retryable) or raises PermanentError, per environment per run.
 
-    def __init__(self, directory: EnvironmentDirectory) -> None:
+    `warm` starts the admin check (and, given `prepare`, the Dataverse token) of every environment
+    a secret will reach while its value is still being read, so stage 2 and 3 do not each pay a
+    round trip before their first write: a rotation's time stays close to its critical path.
+    """
+
+    def __init__(
+        self, directory: EnvironmentDirectory, prepare: Callable[[str], Awaitable[None]] | None = None
+    ) -> None:
         self._statuses: OncePerRun[str, EnvironmentStatus] = OncePerRun(directory.get_environment)
+        self._prepared: OncePerRun[str, None] | None = OncePerRun(prepare) if prepare else None
+
+    def warm(self, environments: Iterable[Environment]) -> None:
+        for environment in environments:
+            self._statuses.start(environment.id)
+            if self._prepared is not None:
+                self._prepared.start(environment.url)
 
     async def not_ready_reason(self, environment: Environment) -> str | None:
         """None when the environment may be written now; a reason when waiting could fix it."""
@@ -61,3 +86,5 @@ class ReadinessChecks:
 
     def close(self) -> None:
         self._statuses.close()
+        if self._prepared is not None:
+            self._prepared.close()
