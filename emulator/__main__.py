@@ -1,8 +1,13 @@
-"""``python -m emulator [--seed FILE]``: run the emulator for Core Tools or a demo until SIGINT/SIGTERM."""
+"""``python -m emulator [--seed FILE] [--write-settings FILE]``: run the emulator until SIGINT/SIGTERM.
+
+``python -m emulator rotate SECRET --settings local.settings.json``: rotate a secret in the running
+emulator and print the Event Grid event (a JSON array, ready to POST to the function) on stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -10,10 +15,13 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
+from ._control import rotate_request
 from ._core import Emulator
 from ._seed import SeedError, load_seed
+from ._settings import write_core_tools_settings
 from ._state import TEAMS_HOST
 
 WEBHOOK_FILE = "teams-webhook-url"
@@ -30,7 +38,46 @@ def _parser() -> argparse.ArgumentParser:
         "--identity-port", type=int, default=0, help="managed-identity port (default: any free)"
     )
     parser.add_argument("--verbose", action="store_true", help="log requests (method, host, path) at DEBUG")
+    parser.add_argument(
+        "--write-settings",
+        metavar="FILE",
+        help="write a Core Tools local.settings.json for this run (needs --seed with mapping.secrets)",
+    )
     return parser
+
+
+def _rotate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m emulator rotate",
+        description="Rotate a secret in the running emulator; print the Event Grid event on stdout.",
+    )
+    parser.add_argument("secret", help="the secret's name")
+    parser.add_argument("--vault", help="the vault (optional when the emulator has one)")
+    parser.add_argument(
+        "--settings",
+        metavar="FILE",
+        default="local.settings.json",
+        help="the settings file --write-settings wrote (default: local.settings.json)",
+    )
+    return parser
+
+
+def rotate(argv: Sequence[str]) -> int:
+    args = _rotate_parser().parse_args(argv)
+    try:
+        values = json.loads(Path(args.settings).read_text(encoding="utf-8"))["Values"]
+        answer = rotate_request(
+            values["IDENTITY_ENDPOINT"], values["IDENTITY_HEADER"], args.secret, args.vault
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"python -m emulator rotate: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"# rotated {answer['secret']} in vault {answer['vault']}: version {answer['version']}",
+        file=sys.stderr,
+    )
+    print(json.dumps([answer["event"]], indent=2))
+    return 0
 
 
 def _write_private(path: str, text: str) -> None:
@@ -40,7 +87,13 @@ def _write_private(path: str, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["rotate"]:
+        return rotate(argv[1:])
     args = _parser().parse_args(argv)
+    if args.write_settings and not args.seed:
+        print("python -m emulator: --write-settings needs --seed", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.verbose:  # the emulator's own DEBUG lines only (method, host, path; never a query or body)
         logging.getLogger("emulator").setLevel(logging.DEBUG)
@@ -61,6 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m emulator: {exc}", file=sys.stderr)
         return 2
     with emulator:
+        if args.write_settings:
+            try:
+                document = json.loads(Path(args.seed).read_text(encoding="utf-8"))
+                write_core_tools_settings(args.write_settings, emulator, document)
+            except (OSError, ValueError) as exc:
+                print(f"python -m emulator: --write-settings: {exc}", file=sys.stderr)
+                return 2
+            print(f"# Core Tools settings for this run written to {args.write_settings} (mode 0600)")
         webhook_file = str(emulator.ca_cert_path.parent / WEBHOOK_FILE)
         _write_private(webhook_file, emulator.teams_webhook_url())
         print("# Lockstep emulator is running; stop it with Ctrl-C (SIGINT) or SIGTERM.")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from aiohttp import web
 
+from ._control import PREFIX as CONTROL_PREFIX
+from ._control import ControlHandler
 from ._http import error_response, fault_response, host_of, json_response, take_fault
 from ._state import State
 
@@ -14,8 +17,13 @@ PATH = "/msi/token"
 API_VERSION = "2019-08-01"
 
 
-def make_app(state: State) -> web.Application:
+def make_app(state: State, control: ControlHandler | None = None) -> web.Application:
     async def dispatch(request: web.Request) -> web.StreamResponse:
+        if control is not None and request.path.startswith(CONTROL_PREFIX):
+            return await control(request)  # the operator's channel: not a service, not recorded
+        delay = state.latency_of(SERVICE)
+        if delay > 0:
+            await asyncio.sleep(delay)
         try:
             response = await handle(state, request)
         except web.HTTPException as exc:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 STRING_TYPE = 100000000
 SECRET_KEYS = {"value", "enabled", "content_type", "expires", "not_before"}
-ENVIRONMENT_KEYS = {"org", "id", "management_state", "runtime_state", "instance_url", "definitions"}
+ENVIRONMENT_KEYS = {"org", "id", "stage", "management_state", "runtime_state", "instance_url", "definitions"}
 DEFINITION_KEYS = {"type", "value"}
 
 
@@ -61,7 +61,11 @@ def apply_seed(emulator: Emulator, document: Any) -> None:
     problems: list[str] = []
     actions: list[Any] = []
     root = _object(document, "$", problems)
-    _unknown(root, {"vaults", "environments"}, "$", problems)
+    _unknown(root, {"vaults", "environments", "mapping"}, "$", problems)
+    mapping = _object(root.get("mapping"), "$.mapping", problems)
+    _unknown(mapping, {"secrets"}, "$.mapping", problems)
+    if not isinstance(mapping.get("secrets", []), list):
+        problems.append("$.mapping.secrets: expected a list of Lockstep mapping rows")
     for vault_name, vault_raw in _object(root.get("vaults"), "$.vaults", problems).items():
         vault_path = f"$.vaults.{vault_name}"
         vault = _object(vault_raw, vault_path, problems)
@@ -75,6 +79,9 @@ def apply_seed(emulator: Emulator, document: Any) -> None:
         for key in ("org", "id", "management_state", "runtime_state", "instance_url"):
             if env.get(key) is not None and not isinstance(env[key], str):
                 problems.append(f"{env_path}.{key}: expected a string")
+        stage = env.get("stage", 1)
+        if isinstance(stage, bool) or not isinstance(stage, int) or stage < 1:
+            problems.append(f"{env_path}.stage: expected a rollout stage number (1, 2, ...)")
         definitions = _object(env.get("definitions"), f"{env_path}.definitions", problems)
         actions.append(("environment", env_name, env, _definitions(definitions, env_path, problems)))
     if problems:

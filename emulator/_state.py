@@ -171,6 +171,12 @@ class State:
         self.identity_header = secrets.token_urlsafe(24)
         self.teams_workflow_id = secrets.token_hex(16)
         self.teams_sig = secrets.token_urlsafe(32)
+        # Seconds each request waits before it is handled: per service, "*" for every service.
+        self.latency: dict[str, float] = {}
+
+    def latency_of(self, service: str) -> float:
+        """Injected latency for one request to ``service`` (a plain read; no lock needed)."""
+        return self.latency.get(service, self.latency.get("*", 0.0))
 
     # --- helpers below expect the caller to hold ``self.lock`` ---
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,9 @@ def make_app(state: State) -> web.Application:
         if target is None:
             return error_response(421, "MisdirectedRequest", "This emulator does not serve that host.")
         service, handler = target
+        delay = state.latency_of(service)
+        if delay > 0:
+            await asyncio.sleep(delay)  # a slow network or service, outside the state lock
         try:
             response = await handler(state, request, host)
         except web.HTTPException as exc:  # e.g. a body over client_max_size
