@@ -54,7 +54,7 @@ class DataverseClient:
 
     async def prepare(self, org_url: str) -> None:
         """Fetches the organisation's token ahead of its first request (the credential caches it)."""
-        await self._credential.get_token(f"{org_url}/.default")
+        await self._auth_for(org_url).prepare()
 
     async def _send(self, org_url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {**ODATA_HEADERS, **kwargs.pop("headers", {})}

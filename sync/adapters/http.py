@@ -7,6 +7,7 @@ Grid's redelivery and the nightly reconcile, not to a worker holding a request o
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -117,15 +118,27 @@ async def send_with_retry(
 
 
 class BearerTokenAuth(httpx.Auth):
-    """Adds `Authorization: Bearer` from an async Azure credential (which caches tokens itself)."""
+    """Adds `Authorization: Bearer` from an async Azure credential (which caches tokens itself).
+
+    Requests that start together (nine admin checks at the start of a run) would each miss the
+    credential's cache and fetch the same token; the lock lets the first fetch it and the rest
+    find it cached.
+    """
 
     def __init__(self, credential: AsyncTokenCredential, scope: str) -> None:
         self._credential = credential
         self._scope = scope
+        self._fetching = asyncio.Lock()
+
+    async def prepare(self) -> None:
+        """Fetches the token now, so the first request finds it cached."""
+        async with self._fetching:
+            await self._credential.get_token(self._scope)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         try:
-            token = await self._credential.get_token(self._scope)
+            async with self._fetching:
+                token = await self._credential.get_token(self._scope)
         except ClientAuthenticationError as error:
             raise TransientError(
                 f"could not get a token for {self._scope}: {type(error).__name__}: {error.message}"
