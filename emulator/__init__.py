@@ -4,7 +4,8 @@ Production code is pointed at it only through standard environment variables
 (``Emulator.client_environment()``); see ``emulator/README.md``.
 """
 
-from ._core import Emulator, Environment, KeyVault
+from ._core import Emulator, KeyVault
+from ._environment import Environment
 from ._seed import SeedError, apply_seed, load_seed
 from ._state import RecordedRequest
 

@@ -23,18 +23,17 @@ from aiohttp import web
 
 from . import _control, _identity, _keyvault, _teams, _tls
 from ._certs import make_certificates
+from ._environment import Environment
 from ._proxy import ConnectProxy
 from ._state import (
     ADMIN_HOST,
     CRM_SUFFIX,
     FAKE_SUBSCRIPTION_ID,
     FAULTABLE_SERVICES,
-    Definition,
     EnvironmentState,
     Fault,
     RecordedRequest,
     State,
-    ValueRow,
     VaultState,
 )
 from ._tls import LABEL
@@ -43,7 +42,6 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 NO_PROXY = "127.0.0.1,localhost"
-STRING_TYPE = 100000000
 STARTUP_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 15.0
 VAULT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -183,100 +181,6 @@ class KeyVault:
                 "EXP": found.expires,
             },
         }
-
-
-class Environment:
-    """A handle on one Power Platform environment: its admin-API entry and its Dataverse org."""
-
-    def __init__(self, state: State, env: EnvironmentState) -> None:
-        self._state = state
-        self._env = env
-        self.name = env.name
-        self.id = env.id
-        self.org = env.org
-        self.url = env.url
-
-    def __repr__(self) -> str:
-        return f"Environment({self.name!r}, org={self.org!r}, id={self.id!r})"
-
-    def _definition(self, schema_name: str) -> Definition:
-        definition = self._env.definition_by_schema(schema_name)
-        if definition is None:
-            raise KeyError(f"no environment variable definition {schema_name!r} in {self.name!r}")
-        return definition
-
-    def set_state(self, management: str = "Ready", runtime: str = "Enabled") -> None:
-        with self._state.lock:
-            self._env.management = management
-            self._env.runtime = runtime
-
-    def set_instance_url(self, url: str) -> None:
-        """What the admin API reports as ``linkedEnvironmentMetadata.instanceUrl``."""
-        with self._state.lock:
-            self._env.instance_url = url
-
-    def add_definition(self, schema_name: str, type: int = STRING_TYPE, value: str | None = None) -> str:
-        """Create a definition (and a value row when ``value`` is given); returns the definition id."""
-        with self._state.lock:
-            if self._env.definition_by_schema(schema_name) is not None:
-                raise ValueError(f"definition {schema_name!r} already exists in {self.name!r}")
-            definition = Definition(
-                id=str(uuid.uuid4()), schema_name=schema_name, type=type, row_version=self._env.next_version()
-            )
-            self._env.definitions[definition.id] = definition
-            if value is not None:
-                self._add_row(definition, value)
-            return definition.id
-
-    def _add_row(self, definition: Definition, value: str) -> ValueRow:
-        row = ValueRow(
-            id=str(uuid.uuid4()),
-            definition_id=definition.id,
-            schema_name=definition.schema_name,
-            value=value,
-            row_version=self._env.next_version(),
-        )
-        self._env.values[row.id] = row
-        return row
-
-    def definition_id(self, schema_name: str) -> str:
-        with self._state.lock:
-            return self._definition(schema_name).id
-
-    def value_of(self, schema_name: str) -> str | None:
-        """The value row's value, or None when the definition has no value row."""
-        with self._state.lock:
-            rows = self._env.rows_of(self._definition(schema_name).id)
-            return rows[0].value if rows else None
-
-    def value_etag(self, schema_name: str) -> str | None:
-        """The value row's current ``@odata.etag`` (``W/"<n>"``), or None when there is no row."""
-        with self._state.lock:
-            rows = self._env.rows_of(self._definition(schema_name).id)
-            return f'W/"{rows[0].row_version}"' if rows else None
-
-    def value_row_count(self, schema_name: str) -> int:
-        with self._state.lock:
-            return len(self._env.rows_of(self._definition(schema_name).id))
-
-    def set_value(self, schema_name: str, value: str) -> None:
-        """Tamper out of band: update (or create) the value row and bump its etag."""
-        with self._state.lock:
-            definition = self._definition(schema_name)
-            rows = self._env.rows_of(definition.id)
-            if not rows:
-                self._add_row(definition, value)
-                return
-            rows[0].value = value
-            rows[0].row_version = self._env.next_version()
-
-    def remove_definition(self, schema_name: str) -> None:
-        """Delete the definition and its value rows."""
-        with self._state.lock:
-            definition = self._definition(schema_name)
-            for row in self._env.rows_of(definition.id):
-                del self._env.values[row.id]
-            del self._env.definitions[definition.id]
 
 
 class Emulator:

@@ -43,6 +43,7 @@ CODE_DUPLICATE = "0x80040237"
 CODE_LENGTH = "0x80044331"
 CODE_UNAUTHORIZED = "0x80072560"
 CODE_METHOD = "0x80060889"
+CODE_PRIVILEGE = "0x80040220"
 
 DEFINITION_TYPE = "Microsoft.Dynamics.CRM.environmentvariabledefinition"
 VALUE_TYPE = "Microsoft.Dynamics.CRM.environmentvariablevalue"
@@ -298,9 +299,16 @@ def _route(
         row_id = _guid(key_match.group(1))
         if method == "GET":
             return _get_value(env, request, row_id, base)
+        if method == "DELETE":
+            return _delete_value(env, request, row_id)
         _require_method(method, "PATCH")
         assert body is not None
         return _update_value(env, request, row_id, body, base)
+    from . import _flows  # flows build on this module's helpers
+
+    answer = _flows.route(env, request, segment, base, body)
+    if answer is not None:
+        return answer
     raise ODataError(404, CODE_QUERY, f"Resource not found for the segment '{segment.split('(', 1)[0]}'.")
 
 
@@ -409,6 +417,37 @@ def _check_value(definition: Definition | None, value: Any) -> None:
         )
 
 
+def _check_writable(env: EnvironmentState) -> None:
+    """A scripted refusal, worded as Dataverse words a missing privilege (permanent: 403)."""
+    if env.refuse_writes:
+        raise ODataError(
+            403,
+            CODE_PRIVILEGE,
+            f"Principal user (Id={env.user_id}, type=8) is missing prvWriteenvironmentvariablevalue"
+            " privilege.",
+        )
+
+
+def _etag_matches(request: web.Request, row: ValueRow) -> bool:
+    if_match = request.headers.get("If-Match")
+    return if_match is None or if_match.strip() == "*" or if_match.strip() == etag(row.row_version)
+
+
+def _delete_value(env: EnvironmentState, request: web.Request, row_id: str) -> web.Response:
+    _query_options(request, set())
+    row = env.values.get(row_id)
+    if row is None:
+        raise _row_not_found("environmentvariablevalue", row_id)
+    if not _etag_matches(request, row):
+        raise ODataError(
+            412,
+            CODE_ETAG,
+            "The version of the existing record doesn't match the RowVersion property provided.",
+        )
+    del env.values[row_id]
+    return empty_response(204, headers={"OData-Version": "4.0"})
+
+
 def _entity_id(base: str, row_id: str) -> dict[str, str]:
     return {"OData-EntityId": f"{base}environmentvariablevalues({row_id})"}
 
@@ -440,13 +479,14 @@ def _create_value(env: EnvironmentState, body: dict[str, Any], base: str) -> web
             "The property 'schemaname' must be the schema name of the bound environmentvariabledefinition.",
         )
     _check_value(definition, body["value"])
+    _check_writable(env)
     if env.rows_of(definition.id):
         raise ODataError(412, CODE_DUPLICATE, "A record with matching key values already exists.")
     row = ValueRow(
         id=str(uuid.uuid4()),
         definition_id=definition.id,
         schema_name=definition.schema_name,
-        value=body["value"],
+        value=None if env.revert_writes else body["value"],
         row_version=env.next_version(),
     )
     env.values[row.id] = row
@@ -461,8 +501,7 @@ def _update_value(
     row = env.values.get(row_id)
     if row is None:
         raise _row_not_found("environmentvariablevalue", row_id)
-    if_match = request.headers.get("If-Match")
-    if if_match is not None and if_match.strip() != "*" and if_match.strip() != etag(row.row_version):
+    if not _etag_matches(request, row):
         raise ODataError(
             412,
             CODE_ETAG,
@@ -472,7 +511,8 @@ def _update_value(
         _check_value(env.definitions.get(row.definition_id), body["value"])
     if "schemaname" in body and not isinstance(body["schemaname"], str):
         raise ODataError(400, CODE_BAD_REQUEST, "The property 'schemaname' must be a string.")
-    if "value" in body:
+    _check_writable(env)
+    if "value" in body and not env.revert_writes:
         row.value = body["value"]
     if "schemaname" in body:
         row.schema_name = body["schemaname"]

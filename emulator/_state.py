@@ -108,6 +108,36 @@ class ValueRow:
 
 
 @dataclass(slots=True)
+class Workflow:
+    """A cloud flow (workflow, category 5). `history` records each state change it went through."""
+
+    id: str
+    name: str
+    owner_id: str
+    clientdata: str
+    statecode: int = 1
+    statuscode: int = 2
+    category: int = 5
+    connections_shared: bool = True
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SystemUser:
+    id: str
+    fullname: str
+    azure_object_id: str
+
+
+@dataclass(slots=True)
+class ConnectionReference:
+    id: str
+    logical_name: str
+    connector_id: str
+    connection_id: str
+
+
+@dataclass(slots=True)
 class EnvironmentState:
     name: str
     id: str
@@ -121,6 +151,12 @@ class EnvironmentState:
     business_unit_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     user_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     organization_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    workflows: dict[str, Workflow] = field(default_factory=dict)  # keyed by id
+    systemusers: dict[str, SystemUser] = field(default_factory=dict)  # keyed by id
+    connection_references: dict[str, ConnectionReference] = field(default_factory=dict)
+    # Scripted failures: value writes refused (as a missing privilege), or accepted and undone.
+    refuse_writes: bool = False
+    revert_writes: bool = False
 
     @property
     def url(self) -> str:

@@ -1,0 +1,192 @@
+"""Dataverse Web API for cloud flows: workflows, their dependencies, owners and connection references.
+
+Faithful to what flow refresh relies on:
+- `workflows` rows of category 5 (cloud flows) with `clientdata` (the flow definition as a JSON
+  string) and the only state pairs Dataverse accepts for them: 0/1 (Draft, off) and 1/2
+  (Activated, on), set with `PATCH workflows(<id>)`.
+- Turning a flow on is refused with `ConnectionAuthorizationFailed` (wrapped in Dataverse's
+  "Flow client error" message) unless its connections are shared with the caller or the request
+  impersonates the flow's owner (`CallerObjectId: <owner's Entra object id>`).
+- `RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)` lists `dependency` rows: a flow
+  (component type 29) depends on the environment variable definitions (380) its parameters use.
+- `systemusers(<id>)` (owner's `azureactivedirectoryobjectid`) and `connectionreferences`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+from ._dataverse import GUID, ODataError, _guid, _query_options, _require_method, _response
+from ._state import EnvironmentState, Workflow
+
+CODE_FLOW_CLIENT = "0x80060467"
+CODE_BAD_STATE = "0x80040203"
+COMPONENT_DEFINITION = 380
+COMPONENT_WORKFLOW = 29
+ALLOWED_STATES = {(0, 1), (1, 2)}
+WORKFLOW_KEY = re.compile(rf"^workflows\(({GUID})\)$")
+USER_KEY = re.compile(rf"^systemusers\(({GUID})\)$")
+DEPENDENTS = re.compile(r"^RetrieveDependentComponents\(ObjectId=@p1,ComponentType=@p2\)$")
+CATEGORY_FILTER = re.compile(r"^\s*category\s+eq\s+(\d+)\s*$")
+
+
+def schema_names_used(clientdata: str) -> set[str]:
+    """The environment variables a flow's parameters name (lower case)."""
+    try:
+        parameters = json.loads(clientdata)["properties"]["definition"]["parameters"]
+    except (ValueError, KeyError, TypeError):
+        return set()
+    names = set()
+    for parameter in parameters.values() if isinstance(parameters, dict) else ():
+        schema = (parameter.get("metadata") or {}).get("schemaName") if isinstance(parameter, dict) else None
+        if isinstance(schema, str):
+            names.add(schema.lower())
+    return names
+
+
+def route(
+    env: EnvironmentState, request: web.Request, segment: str, base: str, body: dict[str, Any] | None
+) -> web.Response | None:
+    """Answers the flow-related segments; None for anything else."""
+    if segment == "workflows":
+        _require_method(request.method, "GET")
+        return _list_workflows(env, request, base)
+    if match := WORKFLOW_KEY.match(segment):
+        flow = env.workflows.get(_guid(match.group(1)))
+        if flow is None:
+            raise ODataError(404, "0x80040217", f"workflow With Id = {match.group(1).lower()} Does Not Exist")
+        if request.method == "GET":
+            _query_options(request, {"$select"})
+            return _response(
+                200, {"@odata.context": f"{base}$metadata#workflows/$entity", **_workflow_json(flow)}
+            )
+        _require_method(request.method, "PATCH")
+        assert body is not None
+        return _set_state(env, flow, request, body)
+    if DEPENDENTS.match(segment):
+        _require_method(request.method, "GET")
+        return _dependents(env, request, base)
+    if match := USER_KEY.match(segment):
+        _require_method(request.method, "GET")
+        _query_options(request, {"$select"})
+        user = env.systemusers.get(_guid(match.group(1)))
+        if user is None:
+            raise ODataError(
+                404, "0x80040217", f"systemuser With Id = {match.group(1).lower()} Does Not Exist"
+            )
+        return _response(
+            200,
+            {
+                "@odata.context": f"{base}$metadata#systemusers/$entity",
+                "systemuserid": user.id,
+                "fullname": user.fullname,
+                "azureactivedirectoryobjectid": user.azure_object_id,
+            },
+        )
+    if segment == "connectionreferences":
+        _require_method(request.method, "GET")
+        _query_options(request, {"$select", "$filter"})
+        rows = [
+            {
+                "connectionreferenceid": ref.id,
+                "connectionreferencelogicalname": ref.logical_name,
+                "connectorid": ref.connector_id,
+                "connectionid": ref.connection_id,
+            }
+            for ref in env.connection_references.values()
+        ]
+        return _response(200, {"@odata.context": f"{base}$metadata#connectionreferences", "value": rows})
+    return None
+
+
+def _workflow_json(flow: Workflow) -> dict[str, Any]:
+    return {
+        "workflowid": flow.id,
+        "name": flow.name,
+        "category": flow.category,
+        "statecode": flow.statecode,
+        "statuscode": flow.statuscode,
+        "clientdata": flow.clientdata,
+        "_ownerid_value": flow.owner_id,
+    }
+
+
+def _list_workflows(env: EnvironmentState, request: web.Request, base: str) -> web.Response:
+    options = _query_options(request, {"$filter", "$select"})
+    category: int | None = None
+    if "$filter" in options:
+        match = CATEGORY_FILTER.match(options["$filter"])
+        if match is None:
+            raise ODataError(400, "0x80060888", "The emulator filters workflows by 'category eq <n>' only.")
+        category = int(match.group(1))
+    rows = [
+        _workflow_json(flow)
+        for flow in sorted(env.workflows.values(), key=lambda f: f.id)
+        if category is None or flow.category == category
+    ]
+    return _response(200, {"@odata.context": f"{base}$metadata#workflows", "value": rows})
+
+
+def _dependents(env: EnvironmentState, request: web.Request, base: str) -> web.Response:
+    options = _query_options(request, {"@p1", "@p2"})
+    object_id = _guid(options.get("@p1", "").strip("'"))
+    if options.get("@p2") != str(COMPONENT_DEFINITION):
+        raise ODataError(400, "0x80040203", "The emulator answers dependencies of component type 380 only.")
+    definition = env.definitions.get(object_id)
+    rows = []
+    if definition is not None:
+        rows = [
+            {
+                "dependencyid": flow.id[:24] + definition.id[24:],
+                "dependencytype": 2,
+                "dependentcomponentobjectid": flow.id,
+                "dependentcomponenttype": COMPONENT_WORKFLOW,
+                "requiredcomponentobjectid": definition.id,
+                "requiredcomponenttype": COMPONENT_DEFINITION,
+            }
+            for flow in env.workflows.values()
+            if definition.schema_name.lower() in schema_names_used(flow.clientdata)
+        ]
+    return _response(200, {"@odata.context": f"{base}$metadata#dependencies", "value": rows})
+
+
+def _set_state(
+    env: EnvironmentState, flow: Workflow, request: web.Request, body: dict[str, Any]
+) -> web.Response:
+    _query_options(request, set())
+    if set(body) != {"statecode", "statuscode"}:
+        raise ODataError(
+            400, CODE_BAD_STATE, "Send exactly statecode and statuscode to change a flow's state."
+        )
+    pair = (body["statecode"], body["statuscode"])
+    if pair not in ALLOWED_STATES:
+        raise ODataError(
+            400, CODE_BAD_STATE, f"{pair[1]} is not a valid status code for state code {pair[0]} on workflow."
+        )
+    if (
+        pair == (1, 2)
+        and (flow.statecode, flow.statuscode) != (1, 2)
+        and not _may_activate(env, flow, request)
+    ):
+        raise ODataError(
+            400,
+            CODE_FLOW_CLIENT,
+            'Flow client error returned with status code "BadRequest" and details "{"error":{"code":'
+            '"ConnectionAuthorizationFailed","message":"The caller object id does not have permission '
+            'for a connection used by this flow."}}".',
+        )
+    flow.statecode, flow.statuscode = pair
+    flow.history.append("on" if pair == (1, 2) else "off")
+    return web.Response(status=204, headers={"OData-Version": "4.0"})
+
+
+def _may_activate(env: EnvironmentState, flow: Workflow, request: web.Request) -> bool:
+    if flow.connections_shared:
+        return True
+    owner = env.systemusers.get(flow.owner_id)
+    caller = request.headers.get("CallerObjectId", "").strip().lower()
+    return owner is not None and caller == owner.azure_object_id.lower()
