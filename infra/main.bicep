@@ -58,6 +58,9 @@ param powerPlatformAdminUrl string = ''
 @description('RECONCILE_SCHEDULE: NCRONTAB of the nightly reconcile. Empty: 0 0 2 * * * (02:00 UTC).')
 param reconcileSchedule string = ''
 
+@description('FLOW_ACTIVATION_AS_OWNER: turn flows back on as their owner (CallerObjectId). The application user then needs the Delegate privilege.')
+param flowActivationAsOwner bool = false
+
 @description('Create the Event Grid subscription. It needs the on_secret_event function to exist: false on the first pass, true once the code is deployed.')
 param deployEventSubscription bool = false
 
@@ -216,6 +219,7 @@ module functionApp 'modules/function-app.bicep' = {
     teamsWebhookSecretName: teamsWebhookSecretName
     powerPlatformAdminUrl: adminUrl
     reconcileSchedule: schedule
+    flowActivationAsOwner: flowActivationAsOwner
   }
   dependsOn: [
     // Vault access first, so the TEAMS_WEBHOOK_URL reference resolves on first start.

@@ -219,8 +219,10 @@ class SyncEngine:
         flows = self._flows
 
         async def refresh(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
-            if change is None or not change.wrote or not target.refresh_flows or change.definition_id is None:
+            if change is None or not change.wrote or change.definition_id is None:
                 return result
+            if not target.refresh_flows:
+                return result.model_copy(update={"refresh_flows": False})
             try:
                 refreshed = await within_budget(flows.refresh(target, change.definition_id))
             except LockstepError as error:

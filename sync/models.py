@@ -130,6 +130,8 @@ class TargetResult(_Frozen):
     duration_ms: float = 0.0
     # Cloud flows refreshed (or not) after this target's value changed and its stage passed.
     flows: tuple[FlowResult, ...] = ()
+    # False when the mapping row turned flow refresh off (its flows keep the old value).
+    refresh_flows: bool = True
 
     @property
     def needs_attention(self) -> bool:

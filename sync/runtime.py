@@ -21,11 +21,13 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from sync.adapters.admin import PowerPlatformAdmin
 from sync.adapters.dataverse import DataverseClient
+from sync.adapters.flows import FlowsClient
 from sync.adapters.keyvault import KeyVaultReader
 from sync.adapters.teams import TeamsNotifier
 from sync.engine import SyncEngine
 from sync.service import LockstepService
 from sync.settings import Settings, load_settings
+from sync.steps.flow_refresh import FlowRefresh
 from sync.telemetry import get_logger, quiet_noisy_loggers
 from sync.tls import ssl_context
 
@@ -87,12 +89,13 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
         read_timeout=10,
     )
     notifier = TeamsNotifier(http, settings.teams_webhook_url) if settings.teams_webhook_url else None
-    if notifier is None:
+    if notifier is None and settings.teams_webhook_problem is None:
         log.warning("TEAMS_WEBHOOK_URL is not set: runs will not be announced in Teams")
     secrets = KeyVaultReader(secret_client)
     dataverse = DataverseClient(http, credential)
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
-    engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier)
+    flows = FlowRefresh(FlowsClient(dataverse), as_owner=settings.flow_activation_as_owner)
+    engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier, flows=flows)
     return Runtime(
         service=LockstepService(settings, engine, notifier),
         loop=loop,
@@ -119,8 +122,16 @@ async def get_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
 
 
 async def get_service(environ: Mapping[str, str] | None = None) -> LockstepService:
-    """The process-wide service for the running loop; raises ConfigurationError when misconfigured."""
-    return (await get_runtime(environ)).service
+    """The process-wide service for the running loop; raises ConfigurationError when misconfigured.
+
+    A Teams setting that cannot be used is logged as an error on every invocation (the sync runs
+    anyway: notifications must never stop it), so it shows up in every run's log until fixed.
+    """
+    runtime = await get_runtime(environ)
+    problem = runtime.service.settings.teams_webhook_problem
+    if problem:
+        log.error("%s; this run is not announced in Teams", problem)
+    return runtime.service
 
 
 async def close_runtime() -> None:

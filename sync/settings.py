@@ -34,6 +34,10 @@ class Settings:
     teams_webhook_url: SecretStr | None
     admin_url: str
     azure_client_id: str | None
+    # Turn flows on as their owner (CallerObjectId); the app user needs the Delegate privilege.
+    flow_activation_as_owner: bool = False
+    # Why notifications are off although TEAMS_WEBHOOK_URL is set (never the value itself).
+    teams_webhook_problem: str | None = None
 
 
 def _https_base(value: str, name: str, problems: list[str]) -> str | None:
@@ -94,19 +98,8 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
 
     mapping = _load_mapping(environ, problems)
 
-    webhook = environ.get("TEAMS_WEBHOOK_URL", "").strip()
-    if webhook:
-        parts = urlsplit(webhook)
-        if webhook.startswith("@Microsoft.KeyVault("):
-            problems.append(
-                "TEAMS_WEBHOOK_URL: the Key Vault reference was not resolved by the host "
-                "(check keyVaultReferenceIdentity and the identity's access to the vault)"
-            )
-        elif parts.scheme != "https" or not parts.hostname:
-            # Never echo the value: the webhook URL carries its own signature.
-            problems.append(
-                "TEAMS_WEBHOOK_URL: must be an https:// URL (value not shown: it is a credential)"
-            )
+    webhook, webhook_problem = _teams_webhook(environ.get("TEAMS_WEBHOOK_URL", "").strip())
+    as_owner = _flag(environ, "FLOW_ACTIVATION_AS_OWNER", problems)
 
     admin_url = _https_base(
         environ.get("POWER_PLATFORM_ADMIN_URL", "").strip() or DEFAULT_ADMIN_URL,
@@ -134,4 +127,33 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
         teams_webhook_url=SecretStr(webhook) if webhook else None,
         admin_url=admin_url,
         azure_client_id=client_id,
+        flow_activation_as_owner=as_owner,
+        teams_webhook_problem=webhook_problem,
     )
+
+
+def _teams_webhook(webhook: str) -> tuple[str | None, str | None]:
+    """(usable URL, None) or (None, why not). Notifications are optional: a bad webhook setting
+    turns them off and is reported on every run and by `doctor`; it never stops the sync."""
+    if not webhook:
+        return None, None
+    if webhook.startswith("@Microsoft.KeyVault("):
+        return None, (
+            "TEAMS_WEBHOOK_URL: the Key Vault reference was not resolved by the host "
+            "(check keyVaultReferenceIdentity and the identity's access to the vault)"
+        )
+    parts = urlsplit(webhook)
+    if parts.scheme != "https" or not parts.hostname:
+        # Never echo the value: the webhook URL carries its own signature.
+        return None, "TEAMS_WEBHOOK_URL: must be an https:// URL (value not shown: it is a credential)"
+    return webhook, None
+
+
+def _flag(environ: EnvMapping[str, str], name: str, problems: list[str]) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    problems.append(f"{name}: must be true or false")
+    return False

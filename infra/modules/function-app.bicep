@@ -67,6 +67,9 @@ param powerPlatformAdminUrl string = 'https://api.bap.microsoft.com'
 @description('RECONCILE_SCHEDULE: NCRONTAB of the nightly reconcile timer.')
 param reconcileSchedule string = '0 0 2 * * *'
 
+@description('FLOW_ACTIVATION_AS_OWNER: turn flows back on as their owner (needs the Delegate privilege).')
+param flowActivationAsOwner bool = false
+
 var contractSettings = [
   {
     name: 'KEY_VAULT_URI'
@@ -87,6 +90,10 @@ var contractSettings = [
   {
     name: 'RECONCILE_SCHEDULE'
     value: reconcileSchedule
+  }
+  {
+    name: 'FLOW_ACTIVATION_AS_OWNER'
+    value: flowActivationAsOwner ? 'true' : 'false'
   }
 ]
 

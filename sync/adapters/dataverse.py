@@ -56,7 +56,8 @@ class DataverseClient:
         """Fetches the organisation's token ahead of its first request (the credential caches it)."""
         await self._auth_for(org_url).prepare()
 
-    async def _send(self, org_url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, org_url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One Web API call to `org_url` with the OData headers, its token and the retry policy."""
         headers = {**ODATA_HEADERS, **kwargs.pop("headers", {})}
         return await send_with_retry(
             self._http,
@@ -79,8 +80,8 @@ class DataverseClient:
             "$select": "environmentvariabledefinitionid,schemaname,type",
             "$expand": f"{VALUES}($select=environmentvariablevalueid,value)",
         }
-        response = await self._send(org_url, "GET", "environmentvariabledefinitions", params=params)
-        _raise_for_error(response, f"reading definition {schema_name!r}")
+        response = await self.request(org_url, "GET", "environmentvariabledefinitions", params=params)
+        raise_for_error(response, f"reading definition {schema_name!r}")
         rows = response.json().get("value", [])
         if not rows:
             return None
@@ -109,7 +110,7 @@ class DataverseClient:
 
     async def update_value(self, org_url: str, row_id: str, etag: str, value: SecretStr) -> None:
         """PATCH the value row, only if it is still the version we read."""
-        response = await self._send(
+        response = await self.request(
             org_url,
             "PATCH",
             f"environmentvariablevalues({row_id})",
@@ -118,13 +119,13 @@ class DataverseClient:
         )
         if response.status_code in (404, 412):
             raise WriteConflict(f"value row changed or vanished while updating (HTTP {response.status_code})")
-        _raise_for_error(response, "updating the value", value)
+        raise_for_error(response, "updating the value", value)
 
     async def create_value(
         self, org_url: str, definition_id: str, schema_name: str, value: SecretStr
     ) -> None:
         """POST a value row bound to its definition (the bind property name is case-sensitive)."""
-        response = await self._send(
+        response = await self.request(
             org_url,
             "POST",
             "environmentvariablevalues",
@@ -137,7 +138,7 @@ class DataverseClient:
         )
         if response.status_code == 412:
             raise WriteConflict("a value row was created concurrently (HTTP 412)")
-        _raise_for_error(response, "creating the value", value)
+        raise_for_error(response, "creating the value", value)
 
     async def get_definitions(self, org_url: str, schema_names: Sequence[str]) -> dict[str, Definition]:
         """Many definitions with their value rows in few requests, keyed by lower-case schema name.
@@ -163,19 +164,19 @@ class DataverseClient:
 
     async def delete_value(self, org_url: str, row_id: str, etag: str) -> None:
         """DELETE a value row this run created (rollback), only if it is still the version we wrote."""
-        response = await self._send(
+        response = await self.request(
             org_url, "DELETE", f"environmentvariablevalues({row_id})", headers={"If-Match": etag}
         )
         if response.status_code in (404, 412):
             raise WriteConflict(
                 f"value row changed or vanished before the rollback (HTTP {response.status_code})"
             )
-        _raise_for_error(response, "removing the value row")
+        raise_for_error(response, "removing the value row")
 
     async def who_am_i(self, org_url: str) -> dict[str, str]:
         """WhoAmI: proves the identity is an application user of this organisation."""
-        response = await self._send(org_url, "GET", "WhoAmI")
-        _raise_for_error(response, "WhoAmI")
+        response = await self.request(org_url, "GET", "WhoAmI")
+        raise_for_error(response, "WhoAmI")
         try:
             body = response.json()
             return {key: str(body[key]) for key in ("UserId", "BusinessUnitId", "OrganizationId")}
@@ -185,7 +186,7 @@ class DataverseClient:
             ) from None
 
 
-def _raise_for_error(response: httpx.Response, action: str, value: SecretStr | None = None) -> None:
+def raise_for_error(response: httpx.Response, action: str, value: SecretStr | None = None) -> None:
     if response.is_success:
         return
     code, message = odata_error(response)

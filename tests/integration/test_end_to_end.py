@@ -36,13 +36,14 @@ async def test_rotation_reaches_every_environment_and_is_announced(
     assert report["secrets"][0]["version"] == scenario.vault.current_version(SQL_SECRET)
 
     [post] = emulator.teams_posts
-    card = json.dumps(post)
+    card = json.dumps(post, ensure_ascii=False)
     assert post["attachments"][0]["content"]["type"] == "AdaptiveCard"
     for expected in (
         SQL_SECRET,
         scenario.vault.current_version(SQL_SECRET),
         report["correlation_id"],
-        "prod (stage 3)",
+        "Stage 3",
+        "prod · contoso_SqlConnectionPassword",
     ):
         assert expected in card
     assert new not in card
@@ -190,7 +191,8 @@ async def test_deleted_secret_is_a_reported_failure(
 
 
 async def test_http_request_budget_per_rotation(scenario: Scenario, emulator: Emulator) -> None:
-    """Three targets: 1 Key Vault read, 3 admin checks, 3 reads + 3 writes + 3 read-backs, 1 card.
+    """Three targets: 1 Key Vault read, 3 admin checks, 3 reads + 3 writes + 3 read-backs, 1 card,
+    and per changed target 2 reads to find the flows that use the variable (none here).
 
     Counted as answered requests: the Key Vault SDK's 401 challenge round trip happens once per
     vault per process (its challenge cache is process-wide), so it is not part of the budget.
@@ -202,7 +204,7 @@ async def test_http_request_budget_per_rotation(scenario: Scenario, emulator: Em
     for request in emulator.requests:
         if request.service not in ("proxy", "identity") and request.status < 400:
             by_service[request.service] = by_service.get(request.service, 0) + 1
-    assert by_service == {"keyvault": 1, "admin": 3, "dataverse": 9, "teams": 1}
+    assert by_service == {"keyvault": 1, "admin": 3, "dataverse": 9 + 3 * 2, "teams": 1}
 
 
 async def test_spans_carry_names_and_outcomes(scenario: Scenario) -> None:
@@ -230,7 +232,7 @@ async def test_near_expiry_warns_in_teams_and_writes_nothing(scenario: Scenario,
     await deliver(scenario.vault.secret_event(SQL_SECRET, event_type="Microsoft.KeyVault.SecretNearExpiry"))
     assert writes(emulator) == []
     [post] = emulator.teams_posts
-    card = json.dumps(post)
+    card = json.dumps(post, ensure_ascii=False)
     assert "expires soon" in card
     assert "dev/contoso_SqlConnectionPassword" in card and "prod/contoso_SqlConnectionPassword" in card
 

@@ -61,7 +61,7 @@ def test_mapping_not_json(environ: dict[str, str]) -> None:
 def test_all_problems_listed_together(environ: dict[str, str]) -> None:
     environ.update(
         KEY_VAULT_URI="http://vault",
-        TEAMS_WEBHOOK_URL="http://hooks.example/TOPSECRETSIG",
+        FLOW_ACTIVATION_AS_OWNER="maybe",
         POWER_PLATFORM_ADMIN_URL="https://api.bap.microsoft.com/some/path",
         AZURE_CLIENT_ID="nope",
         RECONCILE_SCHEDULE="0 2 * * *",
@@ -69,12 +69,11 @@ def test_all_problems_listed_together(environ: dict[str, str]) -> None:
     found = problems(environ)
     assert [p.split(":")[0] for p in found] == [
         "KEY_VAULT_URI",
-        "TEAMS_WEBHOOK_URL",
+        "FLOW_ACTIVATION_AS_OWNER",
         "POWER_PLATFORM_ADMIN_URL",
         "AZURE_CLIENT_ID",
         "RECONCILE_SCHEDULE",
     ]
-    assert "TOPSECRETSIG" not in str(ConfigurationError(found))
 
 
 def test_missing_vault_and_bad_name(environ: dict[str, str]) -> None:
@@ -84,9 +83,28 @@ def test_missing_vault_and_bad_name(environ: dict[str, str]) -> None:
     assert "is not a Key Vault name" in problems(environ)[0]
 
 
-def test_unresolved_key_vault_reference(environ: dict[str, str]) -> None:
+def test_unusable_teams_webhook_turns_notifications_off_but_never_stops_the_sync(
+    environ: dict[str, str],
+) -> None:
+    """Notifications are optional: the settings load, and the problem is kept for logs and doctor."""
     environ["TEAMS_WEBHOOK_URL"] = "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/teams/)"
-    assert "Key Vault reference was not resolved" in problems(environ)[0]
+    settings = load_settings(environ)
+    assert settings.teams_webhook_url is None
+    assert settings.teams_webhook_problem is not None
+    assert "Key Vault reference was not resolved" in settings.teams_webhook_problem
+
+    environ["TEAMS_WEBHOOK_URL"] = "http://hooks.example/TOPSECRETSIG"
+    settings = load_settings(environ)
+    assert settings.teams_webhook_url is None
+    assert settings.teams_webhook_problem == (
+        "TEAMS_WEBHOOK_URL: must be an https:// URL (value not shown: it is a credential)"
+    )
+
+
+def test_flow_activation_as_owner_flag(environ: dict[str, str]) -> None:
+    assert load_settings(environ).flow_activation_as_owner is False
+    environ["FLOW_ACTIVATION_AS_OWNER"] = "true"
+    assert load_settings(environ).flow_activation_as_owner is True
 
 
 def test_mapping_problems_carry_the_setting_name(
@@ -109,6 +127,7 @@ def test_local_settings_sample_is_complete_and_valid() -> None:
         "POWER_PLATFORM_ADMIN_URL",
         "AZURE_CLIENT_ID",
         "RECONCILE_SCHEDULE",
+        "FLOW_ACTIVATION_AS_OWNER",
     }
     assert contract <= set(values)
     assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"

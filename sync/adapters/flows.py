@@ -1,0 +1,209 @@
+"""Dataverse calls for cloud flows: which flows use a variable, their state, owners, connections.
+
+A cloud flow reads an environment variable's value when it is turned on, so after a change it
+must be turned off and on again. Finding the flows: `RetrieveDependentComponents` on the
+definition (solution-aware flows record a dependency, component type 29 on type 380) together
+with the cloud flows (`workflows`, category 5) whose definition parameters name the variable's
+schema name in `metadata.schemaName`. Every candidate is confirmed by parsing its parameters, so
+a flow is only ever touched when it really uses the variable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from sync.adapters.dataverse import DataverseClient, raise_for_error
+from sync.errors import PermanentError, TransientError
+
+CLOUD_FLOW = 5
+COMPONENT_DEFINITION = 380
+COMPONENT_WORKFLOW = 29
+FLOW_COLUMNS = "workflowid,name,category,statecode,statuscode,clientdata,_ownerid_value"
+ON = (1, 2)  # statecode Activated, statuscode Activated
+OFF = (0, 1)  # statecode Draft, statuscode Draft
+CONNECTION_REFUSED = "ConnectionAuthorizationFailed"
+
+
+class ActivationRefused(PermanentError):
+    """Dataverse would not turn the flow on: its connections are not usable by the caller."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    name: str
+    on: bool
+    owner_id: str
+    schema_names: frozenset[str]  # lower case
+    connection_references: tuple[str, ...] = field(default=())
+
+
+def parse_clientdata(raw: Any) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(schema names its parameters use, connection reference logical names); empty when unreadable."""
+    try:
+        properties = json.loads(raw)["properties"]
+        parameters = properties["definition"].get("parameters") or {}
+        references = properties.get("connectionReferences") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return frozenset(), ()
+    names = set()
+    for parameter in parameters.values() if isinstance(parameters, dict) else ():
+        metadata = parameter.get("metadata") if isinstance(parameter, dict) else None
+        schema = metadata.get("schemaName") if isinstance(metadata, dict) else None
+        if isinstance(schema, str):
+            names.add(schema.lower())
+    logical = []
+    for reference in references.values() if isinstance(references, dict) else ():
+        connection = reference.get("connection") if isinstance(reference, dict) else None
+        name = connection.get("connectionReferenceLogicalName") if isinstance(connection, dict) else None
+        if isinstance(name, str):
+            logical.append(name)
+    return frozenset(names), tuple(logical)
+
+
+def flow_from_row(row: dict[str, Any]) -> Flow:
+    try:
+        names, references = parse_clientdata(row.get("clientdata"))
+        return Flow(
+            id=str(row["workflowid"]),
+            name=str(row.get("name") or row["workflowid"]),
+            on=(row.get("statecode"), row.get("statuscode")) == ON,
+            owner_id=str(row.get("_ownerid_value") or ""),
+            schema_names=names,
+            connection_references=references,
+        )
+    except (KeyError, TypeError) as error:
+        raise TransientError(
+            f"Dataverse returned a workflow of an unexpected shape ({type(error).__name__})"
+        ) from None
+
+
+def _json(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        content_type = response.headers.get("Content-Type", "?")
+        raise TransientError(
+            f"Dataverse answered {what} with HTTP {response.status_code} and no JSON ({content_type})"
+        )
+    return body
+
+
+class FlowsClient:
+    def __init__(self, dataverse: DataverseClient) -> None:
+        self._dataverse = dataverse
+
+    async def cloud_flows(self, org_url: str) -> list[Flow]:
+        """Every cloud flow of the organisation with what its definition uses."""
+        response = await self._dataverse.request(
+            org_url,
+            "GET",
+            "workflows",
+            params={"$filter": f"category eq {CLOUD_FLOW}", "$select": FLOW_COLUMNS},
+        )
+        raise_for_error(response, "listing cloud flows")
+        rows = _json(response, "the flow list").get("value")
+        if not isinstance(rows, list):
+            raise TransientError("Dataverse answered the flow list without a 'value' list")
+        return [flow_from_row(row) for row in rows if isinstance(row, dict)]
+
+    async def dependent_flow_ids(self, org_url: str, definition_id: str) -> set[str]:
+        """Workflows recorded as depending on the definition (solution-aware flows)."""
+        response = await self._dataverse.request(
+            org_url,
+            "GET",
+            "RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)",
+            params={"@p1": definition_id, "@p2": str(COMPONENT_DEFINITION)},
+        )
+        raise_for_error(response, "reading the variable's dependencies")
+        rows = _json(response, "the dependencies").get("value") or []
+        return {
+            str(row.get("dependentcomponentobjectid"))
+            for row in rows
+            if isinstance(row, dict) and row.get("dependentcomponenttype") == COMPONENT_WORKFLOW
+        }
+
+    async def flows_using(self, org_url: str, schema_name: str, definition_id: str | None) -> list[Flow]:
+        """The cloud flows that use the variable: dependents and parameter matches, confirmed."""
+        flows = {flow.id: flow for flow in await self.cloud_flows(org_url)}
+        dependents = await self.dependent_flow_ids(org_url, definition_id) if definition_id else set()
+        for flow_id in sorted(dependents - flows.keys()):  # e.g. beyond the listing's first page
+            flows[flow_id] = await self.get_flow(org_url, flow_id)
+        wanted = schema_name.lower()
+        return sorted((flow for flow in flows.values() if wanted in flow.schema_names), key=lambda f: f.name)
+
+    async def get_flow(self, org_url: str, flow_id: str) -> Flow:
+        response = await self._dataverse.request(
+            org_url, "GET", f"workflows({flow_id})", params={"$select": FLOW_COLUMNS}
+        )
+        raise_for_error(response, f"reading flow {flow_id}")
+        return flow_from_row(_json(response, "the flow"))
+
+    async def set_state(
+        self, org_url: str, flow_id: str, state: tuple[int, int], caller_object_id: str | None = None
+    ) -> None:
+        """Turns a flow off (0/1) or on (1/2), as its owner when `caller_object_id` is given."""
+        headers = {"Content-Type": "application/json"}
+        if caller_object_id:
+            headers["CallerObjectId"] = caller_object_id
+        response = await self._dataverse.request(
+            org_url,
+            "PATCH",
+            f"workflows({flow_id})",
+            headers=headers,
+            json={"statecode": state[0], "statuscode": state[1]},
+        )
+        if not response.is_success and CONNECTION_REFUSED in response.text:
+            raise ActivationRefused("Dataverse refused to turn the flow on: ConnectionAuthorizationFailed")
+        raise_for_error(response, "changing the flow's state")
+
+    async def owner_object_id(self, org_url: str, user_id: str) -> str:
+        """The Entra object id of a systemuser (to impersonate a flow's owner)."""
+        response = await self._dataverse.request(
+            org_url,
+            "GET",
+            f"systemusers({user_id})",
+            params={"$select": "azureactivedirectoryobjectid,fullname"},
+        )
+        raise_for_error(response, "reading the flow owner")
+        object_id = _json(response, "the flow owner").get("azureactivedirectoryobjectid")
+        if not isinstance(object_id, str) or not object_id:
+            raise PermanentError(
+                "the flow's owner has no Entra object id (an application user or a disabled user?)"
+            )
+        return object_id
+
+    async def user_name(self, org_url: str, user_id: str) -> str:
+        response = await self._dataverse.request(
+            org_url, "GET", f"systemusers({user_id})", params={"$select": "fullname"}
+        )
+        raise_for_error(response, "reading a user")
+        name = _json(response, "the user").get("fullname")
+        return name if isinstance(name, str) else user_id
+
+    async def connection_references(self, org_url: str) -> dict[str, dict[str, str]]:
+        """Connection references by logical name: connector and connection ids."""
+        response = await self._dataverse.request(
+            org_url,
+            "GET",
+            "connectionreferences",
+            params={
+                "$select": "connectionreferenceid,connectionreferencelogicalname,connectorid,connectionid"
+            },
+        )
+        raise_for_error(response, "listing connection references")
+        rows = _json(response, "the connection references").get("value") or []
+        return {
+            str(row["connectionreferencelogicalname"]): {
+                "connector": str(row.get("connectorid") or ""),
+                "connection": str(row.get("connectionid") or ""),
+            }
+            for row in rows
+            if isinstance(row, dict) and row.get("connectionreferencelogicalname")
+        }
