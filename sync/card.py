@@ -1,15 +1,25 @@
-"""The Teams Adaptive Card for a run: what changed, where, the outcome and the correlation id.
+"""The Teams Adaptive Card for a run, read at a glance by a maker.
 
-Pure: built from a RunReport, which holds names and outcomes and no values, so the card cannot
-leak one. Adaptive Cards 1.4 (what Teams renders everywhere): ColumnSets rather than Table.
+Top to bottom: a coloured status line; facts (secret, version, trigger, time, correlation id);
+what needs attention first (failed, rolled back, held back, skipped targets, and flows a person
+must turn back on), each with what to do; then the outcomes stage by stage with the flows
+refreshed. Pure: built from a RunReport, which holds names and outcomes and never a value.
+
+Adaptive Cards 1.4 (what Teams renders everywhere). Teams refuses messages over ~28 KB, so a big
+run is summarised: per-target rows only up to MAX_TARGET_ROWS, counts per stage beyond that,
+and at most MAX_ATTENTION_ROWS attention items (the log and `python -m sync status` have all).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from sync.models import Outcome, RunReport, SecretReport, TargetResult, Trigger
+from sync.models import FlowOutcome, Outcome, RunReport, TargetResult, Trigger
 
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+MAX_TARGET_ROWS = 40
+MAX_ATTENTION_ROWS = 25
 OUTCOME_COLOUR = {
     Outcome.UPDATED: "Good",
     Outcome.CREATED: "Good",
@@ -19,9 +29,15 @@ OUTCOME_COLOUR = {
     Outcome.ROLLED_BACK: "Warning",
     Outcome.HELD_BACK: "Warning",
 }
-FLOW_NOTE = (
-    "Cloud flows keep using the previous value until each flow is turned off and on again "
-    "(or saved): environment variables changed outside a solution import are not picked up."
+WHAT_TO_DO = {
+    Outcome.FAILED: "Fix the cause, then run `python -m sync sync <secret>` (or wait for the reconcile).",
+    Outcome.ROLLED_BACK: "The previous value is back. Fix the stage's failing environment, then rotate.",
+    Outcome.HELD_BACK: "Not touched: an earlier stage failed. It follows once that stage succeeds.",
+    Outcome.SKIPPED: "Not written yet: Event Grid redelivers, and the nightly reconcile catches up.",
+}
+FLOWS_NOT_REFRESHED = (
+    "Cloud flows keep the previous value until each is turned off and on again; flow refresh is "
+    "off for some of these variables (refresh_flows: false), so turn their flows off and on."
 )
 
 
@@ -29,109 +45,193 @@ def _text(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **style}
 
 
-def _column(item: dict[str, Any], width: str = "stretch") -> dict[str, Any]:
-    return {"type": "Column", "width": width, "items": [item]}
-
-
-def _row(cells: list[dict[str, Any]], separator: bool = False) -> dict[str, Any]:
-    return {"type": "ColumnSet", "separator": separator, "columns": [_column(cell) for cell in cells]}
-
-
-def _result_row(result: TargetResult) -> list[dict[str, Any]]:
-    row = [
-        _row(
-            [
-                _text(f"{result.environment} (stage {result.stage})"),
-                _text(result.env_var),
-                _text(result.outcome.value, color=OUTCOME_COLOUR[result.outcome], weight="Bolder"),
-                _text(f"{result.duration_ms:.0f} ms", horizontalAlignment="Right"),
-            ],
-            separator=True,
-        )
-    ]
-    if result.reason and result.needs_attention:
-        row.append(_text(result.reason, isSubtle=True, size="Small", spacing="None"))
-    return row
-
-
-def _secret_section(report: SecretReport) -> list[dict[str, Any]]:
-    version = f" · version {report.version}" if report.version else ""
-    items: list[dict[str, Any]] = [_text(f"{report.secret}{version}", weight="Bolder", spacing="Large")]
-    items.append(
-        _row(
-            [
-                _text("Environment", isSubtle=True),
-                _text("Environment variable", isSubtle=True),
-                _text("Outcome", isSubtle=True),
-                _text("Duration", isSubtle=True, horizontalAlignment="Right"),
-            ]
-        )
-    )
-    for result in report.results:
-        items.extend(_result_row(result))
-    return items
+def _card(body: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.4", "body": body}
 
 
 def headline(report: RunReport) -> str:
     """One line: what kind of run, and whether it needs attention."""
     verb = "rotated" if report.trigger is Trigger.EVENT else "reconciled"
-    names = ", ".join(secret.secret for secret in report.secrets)
+    names = ", ".join(secret.secret for secret in report.secrets[:3])
+    if len(report.secrets) > 3:
+        names += f" and {len(report.secrets) - 3} more"
     if report.failed:
         return f"⚠️ Lockstep: {names} {verb} with failures"
     return f"✅ Lockstep: {names} {verb}"
 
 
-def build_card(report: RunReport) -> dict[str, Any]:
-    counts = report.counts()
-    summary = ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count)
-    body: list[dict[str, Any]] = [
-        _text(headline(report), size="Medium", weight="Bolder"),
-        {
-            "type": "FactSet",
-            "facts": [
-                {"title": "Trigger", "value": report.trigger.value},
-                {"title": "Outcome", "value": summary or "nothing to do"},
-                {"title": "Started", "value": report.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")},
-                {"title": "Correlation id", "value": report.correlation_id},
-            ],
-        },
-    ]
-    for secret in report.secrets:
-        body.extend(_secret_section(secret))
-    if report.changed:
-        body.append(_text(FLOW_NOTE, isSubtle=True, size="Small", spacing="Large"))
+def _status(report: RunReport) -> dict[str, Any]:
+    attention = sum(result.needs_attention for result in report.results)
+    flows = _flows_needing_action(report)
+    detail = "everything is in sync" if not attention else f"{attention} target(s) need attention"
+    if flows:
+        detail += f", {len(flows)} flow(s) must be turned back on"
+    style = "attention" if report.failed or flows else "good"
     return {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.4",
-        "body": body,
+        "type": "Container",
+        "style": style,
+        "items": [
+            _text(headline(report), size="Medium", weight="Bolder"),
+            _text(detail, spacing="None", isSubtle=True),
+        ],
     }
+
+
+def _facts(report: RunReport) -> dict[str, Any]:
+    versions = [f"{s.secret}: {s.version}" for s in report.secrets[:5] if s.version]
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in report.counts().items() if count)
+    facts = [
+        {"title": "Secret", "value": ", ".join(s.secret for s in report.secrets[:5]) or "-"},
+        {"title": "Version", "value": "; ".join(versions) or "-"},
+        {"title": "Trigger", "value": report.trigger.value},
+        {"title": "Time", "value": report.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")},
+        {"title": "Outcome", "value": counts or "nothing to do"},
+        {"title": "Correlation id", "value": report.correlation_id},
+    ]
+    if len(report.secrets) > 5:
+        facts[0]["value"] += f" and {len(report.secrets) - 5} more"
+    return {"type": "FactSet", "facts": facts}
+
+
+def _flows_needing_action(report: RunReport) -> list[tuple[TargetResult, str, str]]:
+    return [
+        (result, flow.name, flow.reason)
+        for result in report.results
+        for flow in result.flows
+        if flow.outcome in (FlowOutcome.NEEDS_ACTION, FlowOutcome.FAILED)
+    ]
+
+
+def _attention(report: RunReport) -> list[dict[str, Any]]:
+    """Failures first, each with what to do; flows a person must turn on, named."""
+    items: list[dict[str, Any]] = []
+    rows = [(s.secret, r) for s in report.secrets for r in s.results if r.needs_attention]
+    for secret, result in rows[:MAX_ATTENTION_ROWS]:
+        items.append(
+            _text(
+                f"**{result.environment}** (stage {result.stage}) · {result.env_var} ({secret}): "
+                f"{result.outcome.value.replace('_', ' ')}",
+                color=OUTCOME_COLOUR[result.outcome],
+                weight="Bolder",
+                spacing="Medium",
+            )
+        )
+        detail = (
+            f"{result.reason} — {WHAT_TO_DO[result.outcome]}" if result.reason else WHAT_TO_DO[result.outcome]
+        )
+        items.append(_text(detail, size="Small", spacing="None"))
+    flows = _flows_needing_action(report)
+    for result, name, reason in flows[:MAX_ATTENTION_ROWS]:
+        items.append(
+            _text(
+                f'**Flow "{name}"** in {result.environment}: {reason}',
+                color="Attention",
+                size="Small",
+                spacing="Small",
+            )
+        )
+    left_off = (
+        len(rows) + len(flows) - min(len(rows), MAX_ATTENTION_ROWS) - min(len(flows), MAX_ATTENTION_ROWS)
+    )
+    if left_off > 0:
+        items.append(
+            _text(f"…and {left_off} more: see the run's log or `python -m sync status`.", isSubtle=True)
+        )
+    if items:
+        items.insert(0, _text("Needs attention", weight="Bolder", spacing="Large"))
+    return items
+
+
+def _flow_summary(result: TargetResult) -> str:
+    refreshed = sum(flow.outcome is FlowOutcome.REFRESHED for flow in result.flows)
+    return f", {refreshed} flow{'s' if refreshed != 1 else ''} refreshed" if refreshed else ""
+
+
+def _stages(report: RunReport) -> list[dict[str, Any]]:
+    """Every target when the run is small; counts per stage and environment when it is big."""
+    results = sorted(report.results, key=lambda r: (r.stage, r.environment, r.env_var))
+    items: list[dict[str, Any]] = []
+    for stage in sorted({r.stage for r in results}):
+        in_stage = [r for r in results if r.stage == stage]
+        items.append(_text(f"Stage {stage}", weight="Bolder", spacing="Large"))
+        if len(results) <= MAX_TARGET_ROWS:
+            facts = [
+                {"title": f"{r.environment} · {r.env_var}", "value": f"{r.outcome.value}{_flow_summary(r)}"}
+                for r in in_stage
+            ]
+        else:
+            facts = []
+            for environment in sorted({r.environment for r in in_stage}):
+                counts = Counter(r.outcome.value for r in in_stage if r.environment == environment)
+                refreshed = sum(
+                    f.outcome is FlowOutcome.REFRESHED
+                    for r in in_stage
+                    if r.environment == environment
+                    for f in r.flows
+                )
+                summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+                if refreshed:
+                    summary += f", {refreshed} flows refreshed"
+                facts.append({"title": environment, "value": summary})
+        items.append({"type": "FactSet", "facts": facts, "spacing": "Small"})
+    return items
+
+
+def build_card(report: RunReport) -> dict[str, Any]:
+    body: list[dict[str, Any]] = [_status(report), _facts(report), *_attention(report), *_stages(report)]
+    if any(not r.refresh_flows for r in report.results):
+        body.append(_text(FLOWS_NOT_REFRESHED, isSubtle=True, size="Small", spacing="Large"))
+    return _card(body)
 
 
 def build_expiry_card(
-    *, secret: str, event_type: str, expires: str, targets: list[str], correlation_id: str
+    *,
+    secret: str,
+    event_type: str,
+    expires: str,
+    targets: list[str],
+    correlation_id: str,
+    flows: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """A heads-up for SecretNearExpiry / SecretExpired: nothing was written, someone must rotate."""
+    """A heads-up for SecretNearExpiry / SecretExpired: nothing was written, someone must rotate.
+
+    `flows` maps "environment/env_var" to the names of the cloud flows that use it: what breaks.
+    """
     expired = event_type.endswith("SecretExpired")
     title = f"⏰ Key Vault secret {secret} {'has expired' if expired else 'expires soon'}"
-    return {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.4",
-        "body": [
-            _text(title, size="Medium", weight="Bolder", color="Attention" if expired else "Warning"),
+    body: list[dict[str, Any]] = [
+        {
+            "type": "Container",
+            "style": "attention" if expired else "warning",
+            "items": [_text(title, size="Medium", weight="Bolder")],
+        },
+        {
+            "type": "FactSet",
+            "facts": [
+                {"title": "Expires", "value": expires},
+                {"title": "Feeds", "value": ", ".join(targets[:20]) + (" …" if len(targets) > 20 else "")},
+                {"title": "Correlation id", "value": correlation_id},
+            ],
+        },
+    ]
+    if flows:
+        body.append(_text("Flows that will break", weight="Bolder", spacing="Medium"))
+        body.append(
             {
                 "type": "FactSet",
                 "facts": [
-                    {"title": "Expires", "value": expires},
-                    {"title": "Feeds", "value": ", ".join(targets)},
-                    {"title": "Correlation id", "value": correlation_id},
+                    {"title": target, "value": ", ".join(names[:10]) + (" …" if len(names) > 10 else "")}
+                    for target, names in list(flows.items())[:20]
+                    if names
                 ],
-            },
-            _text(
-                "Rotate the secret in Key Vault; Lockstep copies the new version to these environments.",
-                isSubtle=True,
-                size="Small",
-            ),
-        ],
-    }
+            }
+        )
+    body.append(
+        _text(
+            "Rotate the secret in Key Vault; Lockstep copies the new version to these environments "
+            "and turns their flows off and on.",
+            isSubtle=True,
+            size="Small",
+        )
+    )
+    return _card(body)

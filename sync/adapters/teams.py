@@ -20,6 +20,16 @@ class NotificationError(LockstepError):
     """The card was not accepted. Reported, never allowed to fail a sync."""
 
 
+def message_for(card: dict[str, Any]) -> dict[str, Any]:
+    """The message a Workflows webhook expects: one Adaptive Card attachment."""
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
+
+
 class TeamsNotifier:
     def __init__(
         self, http: httpx.AsyncClient, webhook_url: SecretStr, policy: RetryPolicy | None = None
@@ -29,16 +39,7 @@ class TeamsNotifier:
         self._policy = policy or RetryPolicy(attempts=3)
 
     async def post_card(self, card: dict[str, Any]) -> None:
-        message = {
-            "type": "message",
-            "attachments": [
-                {
-                    "contentType": "application/vnd.microsoft.card.adaptive",
-                    "contentUrl": None,
-                    "content": card,
-                }
-            ],
-        }
+        message = message_for(card)
         try:
             response = await send_with_retry(
                 self._http,

