@@ -25,6 +25,7 @@ from sync.adapters.flows import FlowsClient
 from sync.adapters.keyvault import KeyVaultReader
 from sync.adapters.teams import TeamsNotifier
 from sync.engine import SyncEngine
+from sync.inventory import Inventory
 from sync.service import LockstepService
 from sync.settings import Settings, load_settings
 from sync.steps.flow_refresh import FlowRefresh
@@ -46,6 +47,7 @@ class Runtime:
     dataverse: DataverseClient
     admin: PowerPlatformAdmin
     credential: DefaultAzureCredential
+    inventory: Inventory
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -94,10 +96,13 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
     secrets = KeyVaultReader(secret_client)
     dataverse = DataverseClient(http, credential)
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
-    flows = FlowRefresh(FlowsClient(dataverse), as_owner=settings.flow_activation_as_owner)
+    flows_client = FlowsClient(dataverse)
+    flows = FlowRefresh(flows_client, as_owner=settings.flow_activation_as_owner)
     engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier, flows=flows)
+    inventory = Inventory(dataverse, flows_client)
     return Runtime(
-        service=LockstepService(settings, engine, notifier),
+        service=LockstepService(settings, engine, notifier, inventory),
+        inventory=inventory,
         loop=loop,
         secrets=secrets,
         dataverse=dataverse,

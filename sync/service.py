@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from sync.adapters.teams import NotificationError
 from sync.card import build_expiry_card
-from sync.deadline import time_budget
+from sync.deadline import time_budget, within_budget
 from sync.engine import Notifier, ResultCallback, SyncEngine
+from sync.errors import LockstepError
 from sync.events import SecretEvent, SecretEventType
-from sync.models import RunReport, Trigger
+from sync.inventory import Inventory
+from sync.models import RunReport, Target, Trigger
 from sync.plan import targets_for
 from sync.settings import Settings
 from sync.telemetry import current_correlation_id, get_logger
@@ -26,10 +28,17 @@ RECONCILE_TIME_BUDGET_SECONDS = 600.0
 
 
 class LockstepService:
-    def __init__(self, settings: Settings, engine: SyncEngine, notifier: Notifier | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: SyncEngine,
+        notifier: Notifier | None,
+        inventory: Inventory | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self._notifier = notifier
+        self._inventory = inventory
 
     async def on_event(self, event: SecretEvent) -> RunReport | None:
         """Handles one validated event; None means acknowledged without a sync."""
@@ -48,7 +57,7 @@ class LockstepService:
         if event.event_type is SecretEventType.NEW_VERSION:
             with time_budget(EVENT_TIME_BUDGET_SECONDS):
                 return await self.engine.sync_secrets([event.secret_name], Trigger.EVENT)
-        await self._expiry_notice(event, [f"{t.environment.name}/{t.env_var}" for t in targets])
+        await self._expiry_notice(event, targets)
         return None
 
     async def reconcile(
@@ -64,14 +73,24 @@ class LockstepService:
                 self.settings.mapping.secret_names(), trigger, on_result=on_result, prefetch=True
             )
 
-    async def _expiry_notice(self, event: SecretEvent, targets: list[str]) -> None:
+    async def _expiry_notice(self, event: SecretEvent, targets: list[Target]) -> None:
+        """Names what will break: each variable the secret feeds and the flows that use it."""
         expires = event.expires.strftime("%Y-%m-%d %H:%M UTC") if event.expires else "unknown"
+        names = [f"{t.environment.name}/{t.env_var}" for t in targets]
+        flows: dict[str, list[str]] = {}
+        if self._inventory is not None:
+            try:
+                with time_budget(EVENT_TIME_BUDGET_SECONDS):
+                    flows = await within_budget(self._inventory.flows_by_target(targets))
+            except LockstepError as error:
+                log.warning("secret %s: could not list the flows it feeds: %s", event.secret_name, error)
         log.warning(
-            "secret %s: %s (expires %s); it feeds %s",
+            "secret %s: %s (expires %s); it feeds %s; flows using it: %s",
             event.secret_name,
             event.event_type.value,
             expires,
-            ", ".join(targets),
+            ", ".join(names),
+            "; ".join(f"{key}: {', '.join(value)}" for key, value in flows.items() if value) or "none found",
         )
         if self._notifier is None:
             return
@@ -79,8 +98,9 @@ class LockstepService:
             secret=event.secret_name,
             event_type=event.event_type.value,
             expires=expires,
-            targets=targets,
+            targets=names,
             correlation_id=current_correlation_id(),
+            flows=flows,
         )
         try:
             await self._notifier.post_card(card)

@@ -164,3 +164,22 @@ def doctor(
 ) -> None:
     """Check tokens, WhoAmI, the admin API, definitions, vault access and Teams; say what to fix."""
     _run("doctor", settings, json, verbose, timeout, lambda rt, out: run_doctor(rt, out, timeout))
+
+
+@app.command()
+def inventory(
+    env: Environments = None,
+    settings: SettingsFile = None,
+    json: Json = False,
+    verbose: Verbose = 0,
+    timeout: Timeout = 60.0,
+) -> None:
+    """Per environment: each mapped variable, the cloud flows using it (state, owner), their connections."""
+    _run(
+        "inventory",
+        settings,
+        json,
+        verbose,
+        timeout,
+        lambda rt, out: commands.inventory(rt, out, timeout, env),
+    )

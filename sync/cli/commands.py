@@ -193,3 +193,36 @@ async def reconcile(runtime: Runtime, output: Output, budget: float, dry_run: bo
     with output.progress(total, "reconciling") as advance, time_budget(budget):
         report = await runtime.service.reconcile(Trigger.CLI, on_result=advance)
     return show_report(output, report)
+
+
+async def inventory(
+    runtime: Runtime, output: Output, budget: float, environments: Collection[str] | None
+) -> ExitCode:
+    """Per environment, each mapped variable with the flows that use it and their connections."""
+    mapping = runtime.service.settings.mapping
+    check_names(mapping, None, environments)
+    with time_budget(budget):
+        rows = await runtime.inventory.collect(select_targets(mapping, None, environments))
+    targets: list[dict[str, Any]] = [
+        {**row.model_dump(mode="json", exclude={"secrets"}), "secret": secret}
+        for row in rows
+        for secret in row.secrets
+    ]
+    for environment in dict.fromkeys(row.environment for row in rows):
+        mine = [row for row in rows if row.environment == environment]
+        output.table(
+            f"{environment} (stage {mine[0].stage})",
+            ["env_var", "secret", "state", "flows (state, owner)", "connection references"],
+            [
+                [
+                    row.env_var,
+                    ", ".join(row.secrets),
+                    row.state,
+                    "; ".join(f"{f.name} ({f.state}, {f.owner})" for f in row.flows) or row.reason or "-",
+                    ", ".join(ref["logical_name"] for ref in row.connection_references) or "-",
+                ]
+                for row in mine
+            ],
+        )
+    failed = any(row.state in ("error", "missing_definition") for row in rows)
+    return output.finish(ExitCode.FAILURES if failed else ExitCode.OK, targets)

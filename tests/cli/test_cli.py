@@ -198,3 +198,26 @@ def test_no_value_in_any_output(cli: Cli, scenario: Scenario) -> None:
     assert scenario.values(SQL_VAR)["prod"] == new  # the value did travel, to Dataverse
     everything = "\n".join(cli.outputs)
     assert "LOCKSTEP-CANARY" not in everything
+
+
+def test_inventory_lists_flows_per_variable(cli: Cli, scenario: Scenario) -> None:
+    dev = scenario.environments["dev"]
+    owner = dev.add_user("Maker One")
+    dev.add_connection_reference("contoso_sql")
+    dev.add_flow("Invoice export", uses=[SQL_VAR], owner=owner, connection_references=["contoso_sql"])
+    dev.add_flow("Retired", uses=[SQL_VAR], on=False, owner=owner)
+    dev.add_flow("Graph sync", uses=[GRAPH_VAR], owner=owner)
+    result = cli("inventory", "--json", "--env", "dev")
+    assert result.code == 0, result.text
+    rows = {(t["env_var"], t["secret"]): t for t in result.document["targets"]}
+    sql = rows[(SQL_VAR, SQL_SECRET)]
+    assert sql["state"] == "in_use" and sql["environment"] == "dev"
+    assert {(f["name"], f["state"], f["owner"]) for f in sql["flows"]} == {
+        ("Invoice export", "on", "Maker One"),
+        ("Retired", "off", "Maker One"),
+    }
+    assert [ref["logical_name"] for ref in sql["connection_references"]] == ["contoso_sql"]
+    assert [f["name"] for f in rows[(GRAPH_VAR, GRAPH_SECRET)]["flows"]] == ["Graph sync"]
+    human = cli("inventory")
+    assert "Invoice export (on, Maker One)" in human.stdout and "prod (stage 3)" in human.stdout
+    assert "LOCKSTEP-CANARY" not in human.text + result.text

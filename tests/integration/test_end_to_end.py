@@ -227,7 +227,11 @@ async def test_disabled_secret_is_a_permanent_failure(
     assert writes(emulator) == []
 
 
-async def test_near_expiry_warns_in_teams_and_writes_nothing(scenario: Scenario, emulator: Emulator) -> None:
+async def test_near_expiry_warns_in_teams_names_the_flows_and_writes_nothing(
+    scenario: Scenario, emulator: Emulator
+) -> None:
+    scenario.environments["prod"].add_flow("Month-end close", uses=[SQL_VAR])
+    scenario.environments["dev"].add_flow("Unrelated", uses=[GRAPH_VAR])
     emulator.reset_requests()
     await deliver(scenario.vault.secret_event(SQL_SECRET, event_type="Microsoft.KeyVault.SecretNearExpiry"))
     assert writes(emulator) == []
@@ -235,6 +239,7 @@ async def test_near_expiry_warns_in_teams_and_writes_nothing(scenario: Scenario,
     card = json.dumps(post, ensure_ascii=False)
     assert "expires soon" in card
     assert "dev/contoso_SqlConnectionPassword" in card and "prod/contoso_SqlConnectionPassword" in card
+    assert "Month-end close" in card and "Unrelated" not in card
 
 
 async def test_documented_sample_payload_shape_syncs(scenario: Scenario) -> None:
