@@ -27,8 +27,8 @@ def test_variables_with_and_without_flows() -> None:
         Target(environment=DEV, env_var="contoso_Gone", secret="gone"),
     ]
     definitions = {
-        "contoso_sql": Definition(id="d1", schema_name="contoso_Sql", type=100000000),
-        "contoso_graph": Definition(id="d2", schema_name="contoso_Graph", type=100000000),
+        "contoso_sql": Definition(id="d1", schema_name="contoso_Sql", type=100000000, value_row=None),
+        "contoso_graph": Definition(id="d2", schema_name="contoso_Graph", type=100000000, value_row=None),
     }
     flows = [flow("Export", {"contoso_sql"}, refs=("cr_sql",)), flow("Old", {"contoso_sql"}, on=False)]
     rows = {
