@@ -6,7 +6,8 @@ to stay far below Dataverse's 52-concurrent-requests-per-user limit. After each 
 gate (sync.rollout) decides: next stage, hold back, or roll the stage back (sync.steps.rollback).
 Rows are independent: one row's failure never holds back another.
 
-The steps themselves live in sync.steps (readiness, prefetch, upsert, verify, rollback, notify);
+The steps themselves live in sync.steps (readiness, prefetch, upsert, verify, rollback,
+flow_refresh, notify);
 this module only orders them, bounds them in time and concurrency, and turns errors into results.
 """
 
@@ -23,7 +24,6 @@ from sync.errors import LockstepError, PermanentError, TransientError
 from sync.mapping import Mapping
 from sync.models import (
     Definition,
-    FlowResult,
     Outcome,
     RunReport,
     SecretReport,
@@ -36,6 +36,7 @@ from sync.plan import by_stage, targets_for
 from sync.redact import scrub
 from sync.rollout import Gate, StageVerdict, held_back, judge_stage
 from sync.steps.context import ResultCallback, RunContext
+from sync.steps.flow_refresh import FlowRefresher, refresh_changed
 from sync.steps.notify import Notifier, notify
 from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefetch, NotPrefetched
 from sync.steps.readiness import EnvironmentDirectory, Preparable, ReadinessChecks
@@ -50,16 +51,6 @@ __all__ = ["EnvironmentDirectory", "EnvironmentValues", "Notifier", "ResultCallb
 
 class SecretSource(Protocol):
     async def get_current(self, name: str) -> SecretSnapshot: ...
-
-
-class FlowRefresher(Protocol):
-    """Cycles the active cloud flows that use a changed variable (sync.steps.flow_refresh).
-
-    Raises LockstepError only when the flows cannot even be listed; a flow that fails to
-    re-activate is a FlowResult of its own, never a failure of the value.
-    """
-
-    async def refresh(self, target: Target, definition_id: str) -> tuple[FlowResult, ...]: ...
 
 
 class SyncEngine:
@@ -203,39 +194,12 @@ class SyncEngine:
                 )
                 outcomes = [(result, None) for result in undone]
             else:  # the new value stays in this stage: flows must pick it up
-                outcomes = await self._refresh_flows(outcomes, stage_targets)
+                outcomes = await refresh_changed(self._flows, outcomes, stage_targets)
             results.extend(self._report(result, run) for result, _ in outcomes)
             if verdict.gate is not Gate.PROCEED:
                 stopped = verdict
                 log.warning("secret %s → %s: %s", snapshot.name, targets[0].env_var, verdict.reason)
         return results
-
-    async def _refresh_flows(
-        self, outcomes: list[tuple[TargetResult, Change | None]], targets: list[Target]
-    ) -> list[tuple[TargetResult, Change | None]]:
-        """Refreshes flows where this run changed the value: a duplicate event touches no flow."""
-        if self._flows is None:
-            return outcomes
-        flows = self._flows
-
-        async def refresh(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
-            if change is None or not change.wrote or change.definition_id is None:
-                return result
-            if not target.refresh_flows:
-                return result.model_copy(update={"refresh_flows": False})
-            try:
-                refreshed = await within_budget(flows.refresh(target, change.definition_id))
-            except LockstepError as error:
-                return result.model_copy(update={"reason": f"flow refresh failed: {error}"})
-            return result.model_copy(update={"flows": refreshed})
-
-        refreshed = await asyncio.gather(
-            *(
-                refresh(result, change, target)
-                for (result, change), target in zip(outcomes, targets, strict=True)
-            )
-        )
-        return [(result, change) for result, (_, change) in zip(refreshed, outcomes, strict=True)]
 
     async def _sync_target(
         self, target: Target, snapshot: SecretSnapshot, run: RunContext

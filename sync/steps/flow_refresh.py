@@ -15,11 +15,14 @@ that flow, never a rollback of the value.
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from sync.adapters.flows import OFF, ON, ActivationRefused, Flow, FlowsClient
+from sync.deadline import within_budget
 from sync.errors import LockstepError
-from sync.models import FlowOutcome, FlowResult, Target
+from sync.models import FlowOutcome, FlowResult, Target, TargetResult
 from sync.redact import scrub
+from sync.steps.upsert import Change
 from sync.telemetry import get_logger
 
 log = get_logger(__name__)
@@ -28,6 +31,41 @@ SHARE_OR_IMPERSONATE = (
     "it is OFF now: share its connections with Lockstep's application user, or set "
     "FLOW_ACTIVATION_AS_OWNER=true (needs the Delegate privilege), then turn it on"
 )
+
+
+class FlowRefresher(Protocol):
+    """Cycles the active cloud flows that use a changed variable (sync.steps.flow_refresh).
+
+    Raises LockstepError only when the flows cannot even be listed; a flow that fails to
+    re-activate is a FlowResult of its own, never a failure of the value.
+    """
+
+    async def refresh(self, target: Target, definition_id: str) -> tuple[FlowResult, ...]: ...
+
+
+async def refresh_changed(
+    flows: FlowRefresher | None, outcomes: list[tuple[TargetResult, Change | None]], targets: list[Target]
+) -> list[tuple[TargetResult, Change | None]]:
+    """Refreshes flows where this run changed the value: a duplicate event touches no flow."""
+    if flows is None:
+        return outcomes
+    refresher = flows
+
+    async def refresh(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
+        if change is None or not change.wrote or change.definition_id is None:
+            return result
+        if not target.refresh_flows:
+            return result.model_copy(update={"refresh_flows": False})
+        try:
+            refreshed = await within_budget(refresher.refresh(target, change.definition_id))
+        except LockstepError as error:
+            return result.model_copy(update={"reason": f"flow refresh failed: {error}"})
+        return result.model_copy(update={"flows": refreshed})
+
+    refreshed = await asyncio.gather(
+        *(refresh(result, change, target) for (result, change), target in zip(outcomes, targets, strict=True))
+    )
+    return [(result, change) for result, (_, change) in zip(refreshed, outcomes, strict=True)]
 
 
 class FlowRefresh:
