@@ -54,13 +54,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run(acts: Acts, new_value: str, tampered: str) -> None:
+async def run(acts: Acts, new_value: str, tampered: str, bad_value: str) -> None:
     from sync.runtime import close_runtime
 
     try:
         await acts.rotation(new_value)
         await acts.duplicate()
         await acts.drift(new_value, tampered)
+        await acts.staged_rollout(new_value, bad_value)
     finally:
         await close_runtime()
 
@@ -68,12 +69,13 @@ async def run(acts: Acts, new_value: str, tampered: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     new_value = os.environ.get("LOCKSTEP_DEMO_SECRET_VALUE") or canary("rotated-")
-    initial_sql, initial_graph, tampered = (
+    initial_sql, initial_graph, tampered, bad_value = (
         canary("initial-sql-"),
         canary("initial-graph-"),
         canary("tampered-"),
+        canary("staged-"),
     )
-    out = GuardedOutput([new_value, initial_sql, initial_graph, tampered])
+    out = GuardedOutput([new_value, initial_sql, initial_graph, tampered, bad_value])
     console = Console(
         file=out,
         force_terminal=sys.stdout.isatty() and not os.environ.get("NO_COLOR"),
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         narrator.say(f"  Teams webhook  https://webhook.lockstep.test{emulator.teams_webhook_path()}?…")
         narrator.say(f"  Identity       {emulator.identity_endpoint} (App Service managed-identity protocol)")
         try:
-            asyncio.run(run(Acts(narrator, scenario, catcher), new_value, tampered))
+            asyncio.run(run(Acts(narrator, scenario, catcher), new_value, tampered, bad_value))
         except Exception as error:  # report, never a traceback that might carry state
             narrator.problems.append(f"the demo stopped: {type(error).__name__}: {error}")
 

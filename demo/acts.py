@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from azure.functions.timer import TimerRequest
 
 from demo.render import Narrator
 from demo.scenario import SQL_SECRET, SQL_VAR, Scenario, function_event
+from sync.runtime import close_runtime
 
 
 class ReportCatcher(logging.Handler):
@@ -100,3 +102,40 @@ class Acts:
             "dev and prod were left unchanged",
             all(outcomes.get((name, SQL_VAR)) == "unchanged" for name in ("dev", "prod")),
         )
+
+    async def staged_rollout(self, previous: str, bad_value: str) -> None:
+        self.n.act("4. A stage fails: staged rollout rolls it back, holds prod back, and refreshes flows")
+        uat = self.scenario.add_environment("uat", "contoso-uat", 2, {SQL_VAR: previous})
+        os.environ["LOCKSTEP_MAPPING"] = json.dumps(self.scenario.mapping)
+        await close_runtime()  # the mapping changed: the next invocation reads it again
+        uat.refuse_writes()
+        dev = self.scenario.environments["dev"]
+        active = dev.add_flow("Invoice export", uses=[SQL_VAR])
+        retired = dev.add_flow("Retired report", uses=[SQL_VAR], on=False)
+        self.n.say("  uat (stage 2, next to test) now refuses value writes, as a missing privilege would;")
+        self.n.say(
+            "  dev has two cloud flows using the variable: 'Invoice export' (on), 'Retired report' (off)"
+        )
+        event = self.scenario.rotate(SQL_SECRET, bad_value)
+        await self.on_event(function_event(event))
+        self.n.report(self.catcher.reports[-1])
+        self.show_last_card()
+        outcomes = self.outcomes()
+        values = self.scenario.values(SQL_VAR)
+        self.n.check("dev (stage 1) keeps the new value", values["dev"] == bad_value)
+        self.n.check(
+            "test was rolled back to the value it held before",
+            outcomes.get(("test", SQL_VAR)) == "rolled_back" and values["test"] == previous,
+        )
+        self.n.check("uat is reported failed", outcomes.get(("uat", SQL_VAR)) == "failed")
+        self.n.check(
+            "prod (stage 3) was held back, untouched",
+            outcomes.get(("prod", SQL_VAR)) == "held_back" and values["prod"] == previous,
+        )
+        self.n.check(
+            "'Invoice export' was turned off and on again", dev.flow_history(active) == ["off", "on"]
+        )
+        self.n.check("'Retired report', off by its owner, was left off", dev.flow_history(retired) == [])
+        post = json.dumps(self.emulator.teams_posts[-1])
+        self.n.check("the card names the flow refresh", "1 flow refreshed" in post)
+        self.n.check("the card does not contain either value", bad_value not in post and previous not in post)

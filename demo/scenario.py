@@ -53,6 +53,16 @@ class Scenario:
         version = self.vault.set_secret(secret, value)
         return self.vault.secret_event(secret, version)
 
+    def add_environment(self, name: str, org: str, stage: int, values: dict[str, str]) -> Environment:
+        """A new environment with definitions (and values), added to the mapping; the caller must
+        apply `app_settings()` again and rebuild the runtime for Lockstep to see it."""
+        env = self.emulator.environment(name, org=org)
+        for env_var, value in values.items():
+            env.add_definition(env_var, type=STRING, value=value)
+        self.environments[name] = env
+        self.mapping["environments"].append({"name": name, "id": env.id, "url": env.url, "stage": stage})
+        return env
+
     def values(self, env_var: str) -> dict[str, str | None]:
         """Each environment's stored value (None: no value row, or no definition at all)."""
         found: dict[str, str | None] = {}
