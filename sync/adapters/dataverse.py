@@ -7,6 +7,7 @@ being silently overwritten; the engine then re-reads and re-plans.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,11 +15,11 @@ import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from pydantic import SecretStr
 
-from sync.adapters.dataverse_bulk import PAGE_SIZE, read_definitions
-from sync.adapters.http import BearerTokenAuth, RetryPolicy, odata_error, send_with_retry
+from sync.adapters.dataverse_bulk import PAGE_SIZE, definition_from_row, read_definitions
+from sync.adapters.http import BearerTokenAuth, RetryPolicy, json_object, odata_error, send_with_retry
 from sync.errors import PermanentError, TransientError
 from sync.mapping import SCHEMA_NAME
-from sync.models import Definition, ValueRow
+from sync.models import Definition
 from sync.redact import scrub, shorten
 
 API_PATH = "/api/data/v9.2"
@@ -30,6 +31,14 @@ ODATA_HEADERS = {
 VALUES = "environmentvariabledefinition_environmentvariablevalue"
 # Navigation property names are case-sensitive: any other casing is a 400.
 DEFINITION_BIND = "EnvironmentVariableDefinitionId@odata.bind"
+
+
+VALUE_ROW_NAMESPACE = uuid.UUID("6f0c2a4e-1d7b-5c3e-9a8f-4b2d6e1c7a90")
+
+
+def value_row_id(definition_id: str) -> str:
+    """The id Lockstep gives the value row it creates for a definition: the same on every attempt."""
+    return str(uuid.uuid5(VALUE_ROW_NAMESPACE, definition_id.lower()))
 
 
 class WriteConflict(PermanentError):
@@ -82,31 +91,19 @@ class DataverseClient:
         }
         response = await self.request(org_url, "GET", "environmentvariabledefinitions", params=params)
         raise_for_error(response, f"reading definition {schema_name!r}")
-        rows = response.json().get("value", [])
+        rows = json_object(response, "Dataverse").get("value")
+        if not isinstance(rows, list):
+            raise TransientError("Dataverse answered the definitions read without a 'value' list")
         if not rows:
             return None
         if len(rows) > 1:
             raise PermanentError(f"{len(rows)} definitions are named {schema_name!r}; expected one")
-        row = rows[0]
-        values = row.get(VALUES) or []
-        if len(values) > 1:
+        definition, value_rows = definition_from_row(rows[0])
+        if value_rows > 1:
             raise PermanentError(
-                f"definition {schema_name!r} has {len(values)} value rows; expected at most one"
+                f"definition {schema_name!r} has {value_rows} value rows; expected at most one"
             )
-        value_row = None
-        if values:
-            raw = values[0].get("value")
-            value_row = ValueRow(
-                id=values[0]["environmentvariablevalueid"],
-                value=None if raw is None else SecretStr(raw),
-                etag=values[0].get("@odata.etag", "*"),
-            )
-        return Definition(
-            id=row["environmentvariabledefinitionid"],
-            schema_name=row["schemaname"],
-            type=int(row["type"]),
-            value_row=value_row,
-        )
+        return definition
 
     async def update_value(self, org_url: str, row_id: str, etag: str, value: SecretStr) -> None:
         """PATCH the value row, only if it is still the version we read."""
@@ -124,12 +121,19 @@ class DataverseClient:
     async def create_value(
         self, org_url: str, definition_id: str, schema_name: str, value: SecretStr
     ) -> None:
-        """POST a value row bound to its definition (the bind property name is case-sensitive)."""
+        """Create the value row, exactly once, whatever happens to the answer.
+
+        The row's id is derived from its definition's id, and the create is an upsert that
+        refuses to overwrite (`PATCH environmentvariablevalues(<id>)` with `If-None-Match: *`).
+        A retry after a lost answer, or a second instance racing this one, therefore meets the
+        existing row (412, WriteConflict: re-read and re-plan) instead of adding a second value
+        row, which would leave Dataverse with two values for one variable.
+        """
         response = await self.request(
             org_url,
-            "POST",
-            "environmentvariablevalues",
-            headers={"Content-Type": "application/json"},
+            "PATCH",
+            f"environmentvariablevalues({value_row_id(definition_id)})",
+            headers={"If-None-Match": "*", "Content-Type": "application/json"},
             json={
                 "value": value.get_secret_value(),
                 "schemaname": schema_name,
@@ -137,7 +141,9 @@ class DataverseClient:
             },
         )
         if response.status_code == 412:
-            raise WriteConflict("a value row was created concurrently (HTTP 412)")
+            raise WriteConflict(
+                "the value row exists already (created concurrently, or an earlier answer was lost)"
+            )
         raise_for_error(response, "creating the value", value)
 
     async def get_definitions(self, org_url: str, schema_names: Sequence[str]) -> dict[str, Definition]:

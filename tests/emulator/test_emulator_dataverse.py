@@ -345,9 +345,10 @@ async def test_post_bind_name_is_case_sensitive(
     assert dev.value_row_count(SCHEMA) == 0
 
 
-async def test_post_duplicate_is_412_and_unknown_definition_is_404(
+async def test_post_duplicate_makes_a_second_row_and_unknown_definition_is_404(
     client: httpx.AsyncClient, dev: Environment, dv_base: str, dv_headers: dict[str, str]
 ) -> None:
+    """As in Dataverse, nothing stops a second value row: that is why clients must not POST twice."""
     definition_id = dev.add_definition(SCHEMA, value="existing")
     body = {
         "value": "second",
@@ -355,13 +356,8 @@ async def test_post_duplicate_is_412_and_unknown_definition_is_404(
         "EnvironmentVariableDefinitionId@odata.bind": f"/environmentvariabledefinitions({definition_id})",
     }
     duplicate = await client.post(f"{dv_base}environmentvariablevalues", json=body, headers=dv_headers)
-    assert duplicate.status_code == 412
-    assert duplicate.json()["error"] == {
-        "code": "0x80040237",
-        "message": "A record with matching key values already exists.",
-    }
-    assert dev.value_row_count(SCHEMA) == 1
-    assert dev.value_of(SCHEMA) == "existing"
+    assert duplicate.status_code == 204
+    assert dev.value_row_count(SCHEMA) == 2
 
     unknown = {
         **body,
@@ -410,3 +406,29 @@ def _etag_number(etag: str) -> int:
     match = re.fullmatch(r'W/"(\d+)"', etag)
     assert match is not None
     return int(match.group(1))
+
+
+async def test_upsert_patch_creates_once_and_if_none_match_never_overwrites(
+    client: httpx.AsyncClient, dev: Environment, dv_base: str, dv_headers: dict[str, str]
+) -> None:
+    definition_id = dev.add_definition(SCHEMA)
+    row_id = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+    body = {
+        "value": "first",
+        "schemaname": SCHEMA,
+        "EnvironmentVariableDefinitionId@odata.bind": f"/environmentvariabledefinitions({definition_id})",
+    }
+    url = f"{dv_base}environmentvariablevalues({row_id})"
+    create_only = {**dv_headers, "If-None-Match": "*"}
+    created = await client.patch(url, json=body, headers=create_only)
+    assert created.status_code == 204 and dev.value_of(SCHEMA) == "first"
+    again = await client.patch(url, json={**body, "value": "second"}, headers=create_only)
+    assert again.status_code == 412
+    assert again.json()["error"]["message"] == "A record with matching key values already exists."
+    assert dev.value_row_count(SCHEMA) == 1 and dev.value_of(SCHEMA) == "first"
+    update_only = await client.patch(
+        f"{dv_base}environmentvariablevalues(2b4e28ba-2fa1-41d2-883f-0016d3cca427)",
+        json={"value": "x"},
+        headers={**dv_headers, "If-Match": "*"},
+    )
+    assert update_only.status_code == 404

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from sync import deadline
 from sync.adapters.admin import PowerPlatformAdmin
-from sync.adapters.dataverse import DataverseClient, WriteConflict
+from sync.adapters.dataverse import DataverseClient, WriteConflict, value_row_id
 from sync.adapters.http import RetryPolicy
 from sync.adapters.teams import NotificationError, TeamsNotifier
 from sync.errors import PermanentError, TransientError
@@ -104,20 +104,27 @@ async def test_update_sends_if_match_and_maps_412(http: httpx.AsyncClient) -> No
 
 
 @respx.mock
-async def test_create_binds_with_case_sensitive_navigation_property(http: httpx.AsyncClient) -> None:
-    route = respx.post(f"{ORG}/api/data/v9.2/environmentvariablevalues").respond(204)
+async def test_create_is_an_upsert_that_never_overwrites_with_a_stable_id(http: httpx.AsyncClient) -> None:
+    row = value_row_id("def-1")
+    assert row == value_row_id("DEF-1")  # the same on every attempt and every instance
+    route = respx.patch(f"{ORG}/api/data/v9.2/environmentvariablevalues({row})").respond(204)
     client = DataverseClient(http, FakeCredential(), FAST)  # type: ignore[arg-type]
     await client.create_value(ORG, "def-1", "contoso_Secret", SecretStr(CANARY))
-    assert json.loads(route.calls.last.request.content) == {
+    request = route.calls.last.request
+    assert request.headers["If-None-Match"] == "*"
+    assert json.loads(request.content) == {
         "value": CANARY,
         "schemaname": "contoso_Secret",
         "EnvironmentVariableDefinitionId@odata.bind": "/environmentvariabledefinitions(def-1)",
     }
+    route.respond(412, json={"error": {"code": "0x80040237", "message": "exists"}})
+    with pytest.raises(WriteConflict):
+        await client.create_value(ORG, "def-1", "contoso_Secret", SecretStr(CANARY))
 
 
 @respx.mock
 async def test_error_bodies_echoing_the_value_are_scrubbed(http: httpx.AsyncClient) -> None:
-    respx.post(f"{ORG}/api/data/v9.2/environmentvariablevalues").respond(
+    respx.patch(f"{ORG}/api/data/v9.2/environmentvariablevalues({value_row_id('def-1')})").respond(
         400, json={"error": {"code": "0x80040203", "message": f"Invalid value '{CANARY}' for column"}}
     )
     client = DataverseClient(http, FakeCredential(), FAST)  # type: ignore[arg-type]
