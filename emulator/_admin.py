@@ -37,7 +37,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
         return error_response(401, "InvalidAuthenticationToken", problem.message)
     fault = take_fault(state, SERVICE, request)
     if fault is not None:
-        return fault_response(fault)
+        return fault_response(fault, request)
     match = ENVIRONMENT_PATH.match(request.path)
     if match is None:
         return error_response(404, "NotFound", "The requested resource does not exist.")

@@ -29,6 +29,7 @@ from ._state import (
     ADMIN_HOST,
     CRM_SUFFIX,
     FAKE_SUBSCRIPTION_ID,
+    FAULT_KINDS,
     FAULTABLE_SERVICES,
     EnvironmentState,
     Fault,
@@ -486,11 +487,19 @@ class Emulator:
         times: int = 1,
         retry_after: float | None = None,
         path_contains: str | None = None,
+        kind: str = "status",
+        method: str | None = None,
+        retry_after_date: bool = False,
     ) -> None:
-        """The next ``times`` matching requests to ``service`` answer ``status`` without touching state.
+        """The next ``times`` matching requests to ``service`` misbehave as ``kind`` says.
 
+        ``status`` answers ``status`` without touching state (``Retry-After`` in seconds, or as an
+        HTTP-date with ``retry_after_date``); ``html`` a 502 gateway page; ``truncated`` a 200 with
+        a cut-off JSON body; ``drop_before`` hangs up without applying the request; ``drop_after``
+        (Dataverse) applies it, then hangs up, so the client never learns it succeeded.
         ``path_contains`` is a substring of host + path (no query string), so ``"contoso-test"``
-        targets one Dataverse org and ``"environmentvariablevalues("`` one kind of request.
+        targets one Dataverse org and ``"environmentvariablevalues("`` one kind of request;
+        ``method`` narrows it to one HTTP method.
         A fault applies after the credential check (bearer token, identity header, webhook sig),
         so a request the service would reject as unauthenticated does not consume it.
         """
@@ -502,8 +511,20 @@ class Emulator:
             raise ValueError("times must be at least 1")
         if retry_after is not None and retry_after < 0:
             raise ValueError("retry_after must not be negative")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        fault = Fault(
+            service,
+            status,
+            times,
+            retry_after,
+            path_contains,
+            kind,
+            method.upper() if method else None,
+            retry_after_date,
+        )
         with self._state.lock:
-            self._state.faults.append(Fault(service, status, times, retry_after, path_contains))
+            self._state.faults.append(fault)
 
     def set_latency(self, seconds: float, service: str | None = None) -> None:
         """Every later request to ``service`` (all services when None) waits ``seconds`` first.

@@ -15,6 +15,7 @@ from ._http import (
     empty_response,
     error_response,
     fault_response,
+    hang_up,
     json_response,
     media_type,
     parse_json_object,
@@ -245,8 +246,8 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
     if problem is not None:
         return error_response(401, CODE_UNAUTHORIZED, problem.message, headers={"WWW-Authenticate": "Bearer"})
     fault = take_fault(state, SERVICE, request)
-    if fault is not None:
-        return fault_response(fault)
+    if fault is not None and fault.kind != "drop_after":
+        return fault_response(fault, request)
     try:
         if not request.path.startswith(API_PREFIX):
             raise ODataError(404, CODE_QUERY, "Resource not found: the Web API lives under /api/data/v9.2/.")
@@ -266,9 +267,12 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
             env = state.environment_by_org(org)
             if env is None:
                 raise ODataError(404, CODE_NOT_FOUND, f"No organization is hosted at {host}.")
-            return _route(env, request, segment, base, body)
+            response = _route(env, request, segment, base, body)
     except ODataError as error:
-        return _error(error)
+        response = _error(error)
+    if fault is not None:  # drop_after: the request was applied; its answer is lost
+        return hang_up(request)
+    return response
 
 
 def _route(
@@ -452,7 +456,14 @@ def _entity_id(base: str, row_id: str) -> dict[str, str]:
     return {"OData-EntityId": f"{base}environmentvariablevalues({row_id})"}
 
 
-def _create_value(env: EnvironmentState, body: dict[str, Any], base: str) -> web.Response:
+def _create_value(
+    env: EnvironmentState, body: dict[str, Any], base: str, row_id: str | None = None
+) -> web.Response:
+    """POST (a new id) or an upsert PATCH to a key that does not exist (that id).
+
+    Like Dataverse, nothing stops a second value row for the same definition: a client that
+    creates twice (a retried POST whose answer was lost, two racing instances) leaves two rows.
+    """
     _check_properties(body, allow_bind=True)
     for required in ("value", "schemaname", BIND_PROPERTY):
         if required not in body:
@@ -480,10 +491,8 @@ def _create_value(env: EnvironmentState, body: dict[str, Any], base: str) -> web
         )
     _check_value(definition, body["value"])
     _check_writable(env)
-    if env.rows_of(definition.id):
-        raise ODataError(412, CODE_DUPLICATE, "A record with matching key values already exists.")
     row = ValueRow(
-        id=str(uuid.uuid4()),
+        id=row_id or str(uuid.uuid4()),
         definition_id=definition.id,
         schema_name=definition.schema_name,
         value=None if env.revert_writes else body["value"],
@@ -497,10 +506,14 @@ def _update_value(
     env: EnvironmentState, request: web.Request, row_id: str, body: dict[str, Any], base: str
 ) -> web.Response:
     _query_options(request, set())
-    _check_properties(body, allow_bind=False)
     row = env.values.get(row_id)
     if row is None:
-        raise _row_not_found("environmentvariablevalue", row_id)
+        if request.headers.get("If-Match") is not None:  # update only: never create
+            raise _row_not_found("environmentvariablevalue", row_id)
+        return _create_value(env, body, base, row_id)  # upsert: PATCH to a new key creates it
+    if request.headers.get("If-None-Match", "").strip() == "*":  # create only: never overwrite
+        raise ODataError(412, CODE_DUPLICATE, "A record with matching key values already exists.")
+    _check_properties(body, allow_bind=False)
     if not _etag_matches(request, row):
         raise ODataError(
             412,

@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
@@ -90,16 +91,34 @@ def check_bearer(state: State, request: web.Request, expected_audience: str) -> 
 def take_fault(state: State, service: str, request: web.Request) -> Fault | None:
     """The pending fault for this request, if any; ``path_contains`` is matched against host + path."""
     with state.lock:
-        return state.take_fault(service, host_of(request) + request.path)
+        return state.take_fault(service, host_of(request) + request.path, request.method)
 
 
-def fault_response(fault: Fault) -> web.Response:
+def hang_up(request: web.Request) -> web.Response:
+    """Closes the connection without an answer, as a dropped network path or a crashed gateway."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=599)  # never reaches the client: the connection is gone
+
+
+def fault_response(fault: Fault, request: web.Request) -> web.Response:
+    """The answer a fault stands for (drop_after is handled by the service, after applying)."""
+    if fault.kind in ("drop_before", "drop_after"):
+        return hang_up(request)
+    if fault.kind == "html":
+        body = "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+        return web.Response(status=502, text=body, content_type="text/html")
+    if fault.kind == "truncated":
+        return web.Response(status=200, text='{"value": [{"environmentvariab', content_type=JSON)
     headers: dict[str, str] = {}
     if fault.retry_after is not None:
         retry_after = fault.retry_after
-        headers["Retry-After"] = (
-            str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
-        )
+        if fault.retry_after_date:
+            headers["Retry-After"] = formatdate(time.time() + retry_after, usegmt=True)
+        else:
+            headers["Retry-After"] = (
+                str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+            )
     if fault.status in (204, 304):
         return empty_response(fault.status, headers=headers)
     return error_response(

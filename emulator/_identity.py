@@ -48,7 +48,7 @@ async def handle(state: State, request: web.Request) -> web.Response:
         )
     fault = take_fault(state, SERVICE, request)
     if fault is not None:
-        return fault_response(fault)
+        return fault_response(fault, request)
     if request.query.get("api-version") != API_VERSION:
         return error_response(
             400, "invalid_request", f"The api-version query parameter must be {API_VERSION}."

@@ -133,7 +133,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
         return error_response(401, code, problem.message, headers={"WWW-Authenticate": CHALLENGE})
     fault = take_fault(state, SERVICE, request)
     if fault is not None:
-        return fault_response(fault)
+        return fault_response(fault, request)
 
     api_version = request.query.get("api-version")
     if api_version is None:

@@ -20,6 +20,10 @@ log = logging.getLogger("emulator")
 
 SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity", "proxy")
 FAULTABLE_SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity")
+# status: answer `status` (Retry-After in seconds or as an HTTP-date); html: a gateway's HTML error
+# page; truncated: 200 with a cut-off JSON body; drop_before: hang up before the request is
+# applied; drop_after: apply it, then hang up without answering (the answer is lost).
+FAULT_KINDS = ("status", "html", "truncated", "drop_before", "drop_after")
 
 DOMAIN = "lockstep.test"
 VAULT_SUFFIX = f".vault.{DOMAIN}"
@@ -188,11 +192,16 @@ class Token:
 
 @dataclass(slots=True)
 class Fault:
+    """A scripted misbehaviour; `kind` is one of FAULT_KINDS."""
+
     service: str
     status: int
     remaining: int
     retry_after: float | None
     path_contains: str | None
+    kind: str = "status"
+    method: str | None = None
+    retry_after_date: bool = False
 
 
 class State:
@@ -228,10 +237,12 @@ class State:
                 return env
         return None
 
-    def take_fault(self, service: str, where: str) -> Fault | None:
+    def take_fault(self, service: str, where: str, method: str = "") -> Fault | None:
         """``where`` is host + path (never the query string)."""
         for fault in self.faults:
             if fault.service != service:
+                continue
+            if fault.method is not None and fault.method != method.upper():
                 continue
             if fault.path_contains is not None and fault.path_contains not in where:
                 continue

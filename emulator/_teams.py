@@ -90,7 +90,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
         )
     fault = take_fault(state, SERVICE, request)
     if fault is not None:
-        return fault_response(fault)
+        return fault_response(fault, request)
     for key, expected in FIXED_QUERY.items():
         if request.query.get(key) != expected:
             return error_response(

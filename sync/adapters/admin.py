@@ -6,10 +6,12 @@ and a mapping whose URL points at a different organisation than its environment 
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 
-from sync.adapters.http import BearerTokenAuth, RetryPolicy, odata_error, send_with_retry
+from sync.adapters.http import BearerTokenAuth, RetryPolicy, json_object, odata_error, send_with_retry
 from sync.errors import PermanentError
 from sync.models import EnvironmentStatus
 from sync.redact import shorten
@@ -57,12 +59,18 @@ class PowerPlatformAdmin:
                 f"admin API: environment {environment_id}: HTTP {response.status_code} {code} "
                 f"{shorten(message)}{hint}"
             )
-        properties = response.json().get("properties") or {}
-        states = properties.get("states") or {}
-        linked = properties.get("linkedEnvironmentMetadata") or {}
+        properties = _object(json_object(response, "Power Platform admin API").get("properties"))
+        states = _object(properties.get("states"))
+        linked = _object(properties.get("linkedEnvironmentMetadata"))
+        instance_url = linked.get("instanceUrl")
         return EnvironmentStatus(
             environment_id=environment_id,
-            management_state=str((states.get("management") or {}).get("id", "unknown")),
-            runtime_state=str((states.get("runtime") or {}).get("id", "unknown")),
-            instance_url=linked.get("instanceUrl"),
+            management_state=str(_object(states.get("management")).get("id", "unknown")),
+            runtime_state=str(_object(states.get("runtime")).get("id", "unknown")),
+            instance_url=instance_url if isinstance(instance_url, str) else None,
         )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A nested JSON object, or an empty one when the answer has something else there."""
+    return value if isinstance(value, dict) else {}

@@ -14,9 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from sync.adapters.dataverse import DataverseClient, raise_for_error
+from sync.adapters.http import json_object
 from sync.errors import PermanentError, TransientError
 
 CLOUD_FLOW = 5
@@ -82,19 +81,6 @@ def flow_from_row(row: dict[str, Any]) -> Flow:
         ) from None
 
 
-def _json(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        content_type = response.headers.get("Content-Type", "?")
-        raise TransientError(
-            f"Dataverse answered {what} with HTTP {response.status_code} and no JSON ({content_type})"
-        )
-    return body
-
-
 class FlowsClient:
     def __init__(self, dataverse: DataverseClient) -> None:
         self._dataverse = dataverse
@@ -108,7 +94,7 @@ class FlowsClient:
             params={"$filter": f"category eq {CLOUD_FLOW}", "$select": FLOW_COLUMNS},
         )
         raise_for_error(response, "listing cloud flows")
-        rows = _json(response, "the flow list").get("value")
+        rows = json_object(response, "Dataverse").get("value")
         if not isinstance(rows, list):
             raise TransientError("Dataverse answered the flow list without a 'value' list")
         return [flow_from_row(row) for row in rows if isinstance(row, dict)]
@@ -122,7 +108,7 @@ class FlowsClient:
             params={"@p1": definition_id, "@p2": str(COMPONENT_DEFINITION)},
         )
         raise_for_error(response, "reading the variable's dependencies")
-        rows = _json(response, "the dependencies").get("value") or []
+        rows = json_object(response, "Dataverse").get("value") or []
         return {
             str(row.get("dependentcomponentobjectid"))
             for row in rows
@@ -143,7 +129,7 @@ class FlowsClient:
             org_url, "GET", f"workflows({flow_id})", params={"$select": FLOW_COLUMNS}
         )
         raise_for_error(response, f"reading flow {flow_id}")
-        return flow_from_row(_json(response, "the flow"))
+        return flow_from_row(json_object(response, "Dataverse"))
 
     async def set_state(
         self, org_url: str, flow_id: str, state: tuple[int, int], caller_object_id: str | None = None
@@ -172,7 +158,7 @@ class FlowsClient:
             params={"$select": "azureactivedirectoryobjectid,fullname"},
         )
         raise_for_error(response, "reading the flow owner")
-        object_id = _json(response, "the flow owner").get("azureactivedirectoryobjectid")
+        object_id = json_object(response, "Dataverse").get("azureactivedirectoryobjectid")
         if not isinstance(object_id, str) or not object_id:
             raise PermanentError(
                 "the flow's owner has no Entra object id (an application user or a disabled user?)"
@@ -184,7 +170,7 @@ class FlowsClient:
             org_url, "GET", f"systemusers({user_id})", params={"$select": "fullname"}
         )
         raise_for_error(response, "reading a user")
-        name = _json(response, "the user").get("fullname")
+        name = json_object(response, "Dataverse").get("fullname")
         return name if isinstance(name, str) else user_id
 
     async def connection_references(self, org_url: str) -> dict[str, dict[str, str]]:
@@ -198,7 +184,7 @@ class FlowsClient:
             },
         )
         raise_for_error(response, "listing connection references")
-        rows = _json(response, "the connection references").get("value") or []
+        rows = json_object(response, "Dataverse").get("value") or []
         return {
             str(row["connectionreferencelogicalname"]): {
                 "connector": str(row.get("connectorid") or ""),

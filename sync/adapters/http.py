@@ -11,6 +11,8 @@ import asyncio
 import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -46,11 +48,37 @@ class RetryableResponse(Exception):
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP-date (RFC 9110 allows both)."""
     value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
     try:
-        return max(0.0, float(value)) if value else None
+        return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP-date: fall back to backoff rather than parse calendars
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None  # unreadable: fall back to backoff
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def json_object(response: httpx.Response, service: str) -> dict[str, Any]:
+    """The body as a JSON object, or TransientError saying what came instead (never the body's
+    content beyond its type: a gateway page or a truncated answer is worth a retry, not a crash)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        content_type = response.headers.get("Content-Type", "no content type").split(";")[0]
+        raise TransientError(
+            f"{service} answered HTTP {response.status_code} with a body that is not a JSON object "
+            f"({content_type}, {len(response.content)} bytes)"
+        )
+    return body
 
 
 def _is_retryable(error: BaseException) -> bool:
