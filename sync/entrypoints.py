@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sync.errors import ConfigurationError, InvalidEventError, ReconcileIncompleteError, SyncIncompleteError
-from sync.events import is_secret_event_type, parse_secret_event
+from sync.events import check_envelope, is_secret_event_type, parse_secret_event
 from sync.models import RunReport, Trigger
 from sync.runtime import get_service
 from sync.telemetry import correlation, get_logger, new_correlation_id
@@ -21,10 +21,15 @@ log = get_logger(__name__)
 
 
 async def handle_event_grid_event(
-    *, event_id: str, event_type: str, subject: str | None, topic: str | None, data: Any
+    *, event_id: Any, event_type: Any, subject: Any, topic: Any, data: Any
 ) -> RunReport | None:
     """Runs one Event Grid event through Lockstep; raises when Event Grid should redeliver."""
     with correlation(new_correlation_id()):
+        try:
+            check_envelope(event_id=event_id, event_type=event_type, subject=subject, topic=topic)
+        except InvalidEventError as error:
+            log.error("event rejected, nothing written: %s", error)
+            raise
         log.info("event %s received: type=%s subject=%s", event_id, event_type, subject)
         if event_type.startswith("Microsoft.KeyVault.") and not is_secret_event_type(event_type):
             log.info("event %s ignored: %s is not a secret event", event_id, event_type)

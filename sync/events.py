@@ -37,6 +37,8 @@ TOPIC = re.compile(
     re.IGNORECASE,
 )
 VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
+VAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
+MAX_ENVELOPE_FIELD = 1024
 EPOCH = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
@@ -78,6 +80,23 @@ def _text(data: AnyMapping[str, Any], key: str) -> str:
     return value.strip()
 
 
+def check_envelope(*, event_id: Any, event_type: Any, subject: Any, topic: Any) -> None:
+    """The Event Grid envelope fields have the types the schema gives them, or InvalidEventError.
+
+    Checked before anything reads them, so a hostile or broken event ends as a clear error
+    (raised: Event Grid retries, then dead-letters it) and never as a crash class.
+    """
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_ENVELOPE_FIELD:
+        raise InvalidEventError("id", "must be a non-empty string")
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise InvalidEventError("eventType", "must be a non-empty string")
+    for field, value in (("subject", subject), ("topic", topic)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidEventError(field, f"must be a string, not {type(value).__name__}")
+        if isinstance(value, str) and len(value) > MAX_ENVELOPE_FIELD:
+            raise InvalidEventError(field, f"is longer than {MAX_ENVELOPE_FIELD} characters")
+
+
 def is_secret_event_type(event_type: str) -> bool:
     """True for the three secret event types; other Key Vault events are acknowledged and ignored."""
     return event_type in {member.value for member in SecretEventType}
@@ -87,6 +106,7 @@ def parse_secret_event(
     *, event_id: str, event_type: str, subject: str | None, topic: str | None, data: Any
 ) -> SecretEvent:
     """Validates one secret event; raises InvalidEventError naming the first bad field."""
+    check_envelope(event_id=event_id, event_type=event_type, subject=subject, topic=topic)
     if not is_secret_event_type(event_type):
         raise InvalidEventError("eventType", f"{event_type!r} is not a Key Vault secret event")
     if isinstance(data, str | bytes):
@@ -108,6 +128,8 @@ def parse_secret_event(
     if subject is not None and subject.strip() and subject.strip() != secret_name:
         raise InvalidEventError("subject", "does not match data.ObjectName")
     vault_name = _text(lowered, "VaultName")
+    if not VAULT_NAME.match(vault_name):
+        raise InvalidEventError("data.VaultName", "is not a Key Vault name (3-24 letters, digits, '-')")
     version = _text(lowered, "Version")
     if not VERSION.match(version):
         raise InvalidEventError("data.Version", "is not a Key Vault secret version")
