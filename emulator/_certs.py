@@ -8,9 +8,9 @@ from pathlib import Path
 
 import trustme
 
-from ._state import ADMIN_HOST, CRM_SUFFIX, TEAMS_HOST, VAULT_SUFFIX
+from ._state import ADMIN_HOST, CRM_SUFFIX, MONITOR_HOST, TEAMS_HOST, VAULT_SUFFIX
 
-SERVER_NAMES = (f"*{VAULT_SUFFIX}", f"*{CRM_SUFFIX}", ADMIN_HOST, TEAMS_HOST)
+SERVER_NAMES = (f"*{VAULT_SUFFIX}", f"*{CRM_SUFFIX}", ADMIN_HOST, TEAMS_HOST, MONITOR_HOST)
 
 
 @dataclass(frozen=True, slots=True)

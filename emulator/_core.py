@@ -31,6 +31,7 @@ from ._state import (
     FAKE_SUBSCRIPTION_ID,
     FAULT_KINDS,
     FAULTABLE_SERVICES,
+    MONITOR_HOST,
     EnvironmentState,
     Fault,
     RecordedRequest,
@@ -525,6 +526,15 @@ class Emulator:
         )
         with self._state.lock:
             self._state.faults.append(fault)
+
+    def monitor_connection_string(self) -> str:
+        """An Application Insights connection string whose ingestion endpoint is this emulator."""
+        return f"InstrumentationKey={uuid.UUID(int=0)};IngestionEndpoint=https://{MONITOR_HOST}/"
+
+    def telemetry_items(self) -> list[dict[str, Any]]:
+        """Copies of the Application Insights envelopes received, in order."""
+        with self._state.lock:
+            return copy.deepcopy(self._state.telemetry)
 
     def set_latency(self, seconds: float, service: str | None = None) -> None:
         """Every later request to ``service`` (all services when None) waits ``seconds`` first.

@@ -18,8 +18,8 @@ from typing import Any
 
 log = logging.getLogger("emulator")
 
-SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity", "proxy")
-FAULTABLE_SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity")
+SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity", "monitor", "proxy")
+FAULTABLE_SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity", "monitor")
 # status: answer `status` (Retry-After in seconds or as an HTTP-date); html: a gateway's HTML error
 # page; truncated: 200 with a cut-off JSON body; drop_before: hang up before the request is
 # applied; drop_after: apply it, then hang up without answering (the answer is lost).
@@ -30,6 +30,7 @@ VAULT_SUFFIX = f".vault.{DOMAIN}"
 CRM_SUFFIX = f".crm.{DOMAIN}"
 ADMIN_HOST = f"api.bap.{DOMAIN}"
 TEAMS_HOST = f"webhook.{DOMAIN}"
+MONITOR_HOST = f"ingest.{DOMAIN}"
 
 KEY_VAULT_AUDIENCE = f"https://vault.{DOMAIN}"
 ADMIN_AUDIENCE = "https://service.powerapps.com"
@@ -213,6 +214,7 @@ class State:
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
         self.teams_posts: list[dict[str, Any]] = []
+        self.telemetry: list[dict[str, Any]] = []  # Application Insights envelopes received
         self.identity_header = secrets.token_urlsafe(24)
         self.teams_workflow_id = secrets.token_hex(16)
         self.teams_sig = secrets.token_urlsafe(32)

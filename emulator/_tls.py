@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import _admin, _dataverse, _keyvault, _teams
+from . import _admin, _dataverse, _keyvault, _monitor, _teams
 from ._http import error_response, host_of
-from ._state import ADMIN_HOST, CRM_SUFFIX, TEAMS_HOST, VAULT_SUFFIX, State
+from ._state import ADMIN_HOST, CRM_SUFFIX, MONITOR_HOST, TEAMS_HOST, VAULT_SUFFIX, State
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ def route(host: str) -> tuple[str, Handler] | None:
         return _admin.SERVICE, _admin.handle
     if host == TEAMS_HOST:
         return _teams.SERVICE, _teams.handle
+    if host == MONITOR_HOST:
+        return _monitor.SERVICE, _monitor.handle
     return None
 
 

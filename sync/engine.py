@@ -42,7 +42,7 @@ from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefe
 from sync.steps.readiness import EnvironmentDirectory, Preparable, ReadinessChecks
 from sync.steps.rollback import roll_back_stage
 from sync.steps.upsert import Change, EnvironmentValues, upsert
-from sync.telemetry import current_correlation_id, get_logger, target_duration, target_outcomes, tracer
+from sync.telemetry import current_correlation_id, get_logger, record_result, run_duration, tracer
 
 log = get_logger(__name__)
 
@@ -118,6 +118,7 @@ class SyncEngine:
                 reports = await asyncio.gather(*(one_secret(name) for name in names))
         finally:
             run.close()
+        run_duration.record((datetime.now(UTC) - started).total_seconds() * 1000, {"trigger": trigger.value})
         report = RunReport(
             correlation_id=current_correlation_id(),
             trigger=trigger,
@@ -186,8 +187,12 @@ class SyncEngine:
                 retryable = stopped.gate is Gate.HOLD
                 results.extend(self._held_back(t, stopped.reason, retryable, run) for t in stage_targets)
                 continue
-            outcomes = await asyncio.gather(*(self._sync_target(t, snapshot, run) for t in stage_targets))
-            verdict = judge_stage(targets[0].rollout, stage, [result for result, _ in outcomes])
+            with tracer.start_as_current_span(
+                "lockstep.stage", attributes={"lockstep.stage": stage, "lockstep.env_var": targets[0].env_var}
+            ) as span:
+                outcomes = await asyncio.gather(*(self._sync_target(t, snapshot, run) for t in stage_targets))
+                verdict = judge_stage(targets[0].rollout, stage, [result for result, _ in outcomes])
+                span.set_attribute("lockstep.gate", verdict.gate.value)
             if verdict.gate is Gate.ROLL_BACK:
                 undone = await roll_back_stage(
                     self._values, outcomes, stage_targets, verdict.reason, snapshot, run
@@ -229,7 +234,7 @@ class SyncEngine:
                     True,
                 )
             reason = scrub(reason, snapshot.value)
-            span.set_attribute("lockstep.outcome", outcome.value)
+            span.set_attributes({"lockstep.outcome": outcome.value, "lockstep.reason": reason})
             result = TargetResult(
                 environment=target.environment.name,
                 stage=target.environment.stage,
@@ -259,13 +264,7 @@ class SyncEngine:
 
     def _report(self, result: TargetResult, run: RunContext) -> TargetResult:
         """Counts, logs and announces one final target result."""
-        attributes = {
-            "outcome": result.outcome.value,
-            "trigger": run.trigger.value,
-            "environment": result.environment,
-        }
-        target_outcomes.add(1, attributes)
-        target_duration.record(result.duration_ms, attributes)
+        record_result(result, run.trigger)
         log_at = log.warning if result.needs_attention else log.info
         log_at(
             "%s/%s: %s%s (%.0f ms)",

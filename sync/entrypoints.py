@@ -15,7 +15,8 @@ from sync.errors import ConfigurationError, InvalidEventError, ReconcileIncomple
 from sync.events import check_envelope, is_secret_event_type, parse_secret_event
 from sync.models import RunReport, Trigger
 from sync.runtime import get_service
-from sync.telemetry import correlation, get_logger, new_correlation_id
+from sync.telemetry import correlation, current_correlation_id, get_logger, new_correlation_id, tracer
+from sync.telemetry_export import configure_export
 
 log = get_logger(__name__)
 
@@ -24,6 +25,7 @@ async def handle_event_grid_event(
     *, event_id: Any, event_type: Any, subject: Any, topic: Any, data: Any
 ) -> RunReport | None:
     """Runs one Event Grid event through Lockstep; raises when Event Grid should redeliver."""
+    configure_export()
     with correlation(new_correlation_id()):
         try:
             check_envelope(event_id=event_id, event_type=event_type, subject=subject, topic=topic)
@@ -46,7 +48,17 @@ async def handle_event_grid_event(
         except ConfigurationError as error:
             log.error("event %s not processed: %s", event_id, error)
             raise
-        report = await service.on_event(event)
+        with tracer.start_as_current_span(
+            "lockstep.event",
+            attributes={
+                "lockstep.event.id": event.event_id,
+                "lockstep.event.type": event.event_type.value,
+                "lockstep.secret.name": event.secret_name,
+                "lockstep.event.version": event.version,
+                "lockstep.correlation_id": current_correlation_id(),
+            },
+        ):
+            report = await service.on_event(event)
         if report is not None and report.retryable:
             raise SyncIncompleteError(
                 f"event {event_id}: {sum(r.retryable for r in report.results)} target(s) failed transiently; "
@@ -57,6 +69,7 @@ async def handle_event_grid_event(
 
 async def run_reconcile(*, trigger: Trigger = Trigger.RECONCILE, past_due: bool = False) -> RunReport:
     """Reconciles every mapped secret; raises when anything failed so the run shows as failed."""
+    configure_export()
     with correlation(new_correlation_id()):
         log.info("reconcile started: trigger=%s past_due=%s", trigger.value, past_due)
         try:

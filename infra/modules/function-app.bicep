@@ -129,6 +129,12 @@ var hostSettings = [
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
     value: 'Authorization=AAD;ClientId=${identityClientId}'
   }
+  {
+    // With host.json telemetryMode OpenTelemetry: the Python worker streams its own OpenTelemetry
+    // data (configured by the app), instead of the host duplicating its log entries.
+    name: 'PYTHON_ENABLE_OPENTELEMETRY'
+    value: 'true'
+  }
 ]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

@@ -18,11 +18,13 @@ from typing import Any
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
+from opentelemetry.trace import SpanKind
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
 from sync import deadline
 from sync.errors import TransientError
+from sync.telemetry import throttled, tracer
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -125,6 +127,8 @@ async def send_with_retry(
         retry=retry_if_exception(_is_retryable),
         reraise=True,
     )
+    system = service.split(" ", 1)[0]  # "Dataverse https://org…" -> "Dataverse": a metric dimension
+    host = httpx.URL(url).host  # never the path or query: a webhook URL carries its credential there
     try:
         async for attempt in retrying:
             with attempt:
@@ -132,7 +136,20 @@ async def send_with_retry(
                 if left is not None and left <= 0:
                     raise TransientError(f"{service}: time budget exhausted before the request was sent")
                 timeout = policy.timeout if left is None else max(0.1, min(policy.timeout, left))
-                response = await client.request(method, url, timeout=timeout, **kwargs)
+                with tracer.start_as_current_span(
+                    f"HTTP {method}",
+                    kind=SpanKind.CLIENT,
+                    attributes={
+                        "http.request.method": method,
+                        "server.address": host,
+                        "lockstep.service": system,
+                        "lockstep.attempt": attempt.retry_state.attempt_number,
+                    },
+                ) as span:
+                    response = await client.request(method, url, timeout=timeout, **kwargs)
+                    span.set_attribute("http.response.status_code", response.status_code)
+                if response.status_code == 429:
+                    throttled.add(1, {"service": system})
                 if response.status_code in RETRYABLE_STATUS:
                     raise RetryableResponse(response)
                 return response

@@ -56,6 +56,7 @@ HOST_SETTINGS = {
     "AzureWebJobsStorage__clientId",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "PYTHON_ENABLE_OPENTELEMETRY",
 }
 # Key-based or not valid on Flex Consumption (runtime lives in functionAppConfig.runtime).
 FORBIDDEN_SETTINGS = {
@@ -504,6 +505,7 @@ def test_app_setting_values() -> None:
     assert settings["LOCKSTEP_MAPPING"] == "lockstepMapping"
     assert settings["POWER_PLATFORM_ADMIN_URL"] == "powerPlatformAdminUrl"
     assert settings["RECONCILE_SCHEDULE"] == "reconcileSchedule"
+    assert settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
     assert settings["AZURE_CLIENT_ID"] == "identityClientId"
     assert settings["TEAMS_WEBHOOK_URL"] == (
         "@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${teamsWebhookSecretName}/)"
