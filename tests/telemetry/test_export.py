@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -70,3 +71,39 @@ def test_a_rotation_is_exported_with_entra_auth_and_no_value(emulator: Emulator)
     webhook_sig = emulator.teams_webhook_url().split("sig=", 1)[1]
     assert "Bearer" not in everything and webhook_sig not in everything  # tokens and the webhook's credential
     assert scenario.values("contoso_SqlConnectionPassword")["prod"] == new  # the run really synced
+
+
+def kql_names(readme: str) -> tuple[set[str], set[str]]:
+    """(customDimensions keys, telemetry item names) the README's KQL relies on."""
+    section = readme.split("## Operating Lockstep", 1)[1].split("\n## ", 1)[0]
+    blocks = "\n".join(re.findall(r"```kql\n(.*?)```", section, re.S))
+    return set(re.findall(r'customDimensions\["([^"]+)"\]', blocks)), set(
+        re.findall(r'name == "([^"]+)"', blocks)
+    )
+
+
+def test_the_readme_queries_use_names_the_exporter_sends(emulator: Emulator) -> None:
+    scenario = seed(emulator, sql_value=canary("old-"), graph_value=canary("graph-"))
+    emulator.inject_fault("dataverse", 429, retry_after=0, path_contains="contoso-dev.crm", method="GET")
+    event = scenario.rotate(SQL_SECRET, canary("kql-"))
+    done = run_probe(
+        {
+            **scenario.app_settings(),
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": emulator.monitor_connection_string(),
+            "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"Authorization=AAD;ClientId={CLIENT_ID}",
+            "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        },
+        event,
+    )
+    assert done.returncode == 0, done.stderr
+    dimensions: set[str] = set()
+    names: set[str] = set()
+    for item in emulator.telemetry_items():
+        base = item["data"]["baseData"]
+        dimensions |= set(base.get("properties") or {})
+        names.add(base.get("name", ""))
+        names |= {metric["name"] for metric in base.get("metrics", [])}
+    keys, item_names = kql_names((REPO / "README.md").read_text())
+    assert keys and item_names
+    assert keys <= dimensions, keys - dimensions
+    assert item_names <= names, item_names - names
