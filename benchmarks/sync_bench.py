@@ -1,10 +1,20 @@
-"""Measures Lockstep against the emulator: wall time and HTTP requests per scenario.
+"""Measures Lockstep against the emulator: wall time, HTTP requests by service and verb, peak RSS.
 
-    .venv/bin/python -m benchmarks.sync_bench [--environments 5] [--secrets 20] [--repeat 3]
+    .venv/bin/python -m benchmarks.sync_bench [--latency 0.05] [--secrets 1000] [--environments 10]
 
-Prints figures; asserts nothing (tests check correctness, this script measures). Each scenario
+Prints figures; asserts nothing (tests check correctness, this script measures). Every scenario
 runs through the production entry points (sync.entrypoints) over loopback HTTPS, so the numbers
-include TLS, the proxy hop and token acquisition, not just Python.
+include TLS, the proxy hop and token acquisition. The emulator adds `--latency` seconds to every
+request, as a real network would.
+
+Scenarios:
+  (a) one rotation to 9 environments in 3 stages, against its critical path
+      (secret read, then per stage: read → write → read back)
+  (b) reconcile of secrets x environments, all in sync
+  (c) the same with 5 % drifted
+  (d) 100 duplicate events for the rotated secret
+  naive: what the flow Lockstep replaces did per target (get secret, get definition, get value,
+      write, get environment), sequentially, on a sample and extrapolated to (b)'s size.
 """
 
 from __future__ import annotations
@@ -13,34 +23,64 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
+import random
+import resource
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+from pydantic import SecretStr
 
 from demo.scenario import canary
-from emulator import Emulator
+from emulator import Emulator, Environment
 from sync.entrypoints import handle_event_grid_event, run_reconcile
 from sync.errors import LockstepError
-from sync.runtime import close_runtime
+from sync.runtime import close_runtime, get_runtime
 
 STRING = 100000000
+VAULT = "lockstep-bench"
 
 
-def seed(emulator: Emulator, environments: int, secrets: int) -> tuple[list[str], dict[str, str]]:
-    vault = emulator.key_vault("lockstep-bench")
-    envs = [emulator.environment(f"env{i}", org=f"bench-{i}") for i in range(environments)]
+def env_var(secret: str) -> str:
+    return f"bench_{secret.replace('-', '_')}"
+
+
+@dataclass
+class Seeded:
+    names: list[str]
+    environments: list[Environment]
+    settings: dict[str, str]
+
+
+ROTATED = "rotated"
+ROTATION_ENVIRONMENTS = 9
+
+
+def seed(emulator: Emulator, environments: int, secrets: int) -> Seeded:
+    """`secrets` secrets mapped to every environment, plus one secret mapped to 9 environments in
+    3 stages (scenario a); environments are spread over stages 1-3."""
+    vault = emulator.key_vault(VAULT)
+    count = max(environments, ROTATION_ENVIRONMENTS)
+    envs = [emulator.environment(f"env{i}", org=f"bench-{i}") for i in range(count)]
     names = [f"secret-{n}" for n in range(secrets)]
-    for name in names:
+    for name in [*names, ROTATED]:
         value = canary(f"{name}-")
         vault.set_secret(name, value)
         for env in envs:
-            env.add_definition(f"bench_{name.replace('-', '_')}", type=STRING, value=value)
+            env.add_definition(env_var(name), type=STRING, value=value)
+    rotation = [env.name for env in envs[:ROTATION_ENVIRONMENTS]]
     mapping = {
         "environments": [
-            {"name": env.name, "id": env.id, "url": env.url, "stage": 1 + i % 3} for i, env in enumerate(envs)
+            {"name": env.name, "id": env.id, "url": env.url, "stage": 1 + i * 3 // count}
+            for i, env in enumerate(envs)
         ],
-        "secrets": [{"secret": name, "env_var": f"bench_{name.replace('-', '_')}"} for name in names],
+        "secrets": [
+            {"secret": name, "env_var": env_var(name), "environments": [e.name for e in envs[:environments]]}
+            for name in names
+        ]
+        + [{"secret": ROTATED, "env_var": env_var(ROTATED), "environments": rotation}],
     }
     settings = {
         **emulator.client_environment(),
@@ -48,74 +88,142 @@ def seed(emulator: Emulator, environments: int, secrets: int) -> tuple[list[str]
         "LOCKSTEP_MAPPING": json.dumps(mapping),
         "TEAMS_WEBHOOK_URL": emulator.teams_webhook_url(),
     }
-    return names, settings
+    return Seeded(names, envs, settings)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def dataverse_writes(emulator: Emulator) -> int:
+    return sum(1 for r in emulator.requests if r.service == "dataverse" and r.method in ("PATCH", "POST"))
 
 
 async def measure(
-    emulator: Emulator,
-    label: str,
-    repeat: int,
-    prepare: Callable[[], None],
-    action: Callable[[], Awaitable[object]],
-) -> None:
-    timings: list[float] = []
-    requests: Counter[str] = Counter()
-    for _ in range(repeat):
-        prepare()
-        emulator.reset_requests()
-        started = time.perf_counter()
-        try:
-            await action()
-        except LockstepError as error:
-            print(f"  ! {label}: {type(error).__name__}")
-        timings.append(time.perf_counter() - started)
-        requests = Counter(r.service for r in emulator.requests if r.service != "proxy")
-    per_service = ", ".join(f"{service} {count}" for service, count in sorted(requests.items()))
+    emulator: Emulator, label: str, mappings: int, action: Callable[[], Awaitable[object]]
+) -> tuple[float, Counter[str]]:
+    emulator.reset_requests()
+    started = time.perf_counter()
+    try:
+        await action()
+    except LockstepError as error:
+        print(f"  ! {label}: {type(error).__name__}: {str(error)[:120]}")
+    seconds = time.perf_counter() - started
+    by_verb = Counter(f"{r.service} {r.method}" for r in emulator.requests if r.service != "proxy")
+    dataverse = sum(count for key, count in by_verb.items() if key.startswith("dataverse"))
+    verbs = ", ".join(f"{key} {count}" for key, count in sorted(by_verb.items()))
     print(
-        f"{label:<34} median {statistics.median(timings) * 1000:8.1f} ms  "
-        f"(min {min(timings) * 1000:.1f}, max {max(timings) * 1000:.1f})  "
-        f"requests {sum(requests.values()):5d}: {per_service}"
+        f"{label:<44} {seconds:8.2f} s  requests {sum(by_verb.values()):6d}  "
+        f"dataverse/mapping {dataverse / max(mappings, 1):.4f}  writes {dataverse_writes(emulator):5d}  "
+        f"peak RSS {peak_rss_mb():6.0f} MB\n{'':46}{verbs}"
+    )
+    return seconds, by_verb
+
+
+async def deliver(emulator: Emulator, secret: str) -> object:
+    payload = emulator.key_vault(VAULT).secret_event(secret)
+    return await handle_event_grid_event(
+        event_id=str(payload["id"]),
+        event_type=str(payload["eventType"]),
+        subject=str(payload["subject"]),
+        topic=str(payload["topic"]),
+        data=payload["data"],
     )
 
 
-async def main(environments: int, secrets: int, repeat: int) -> None:
+async def naive_target(http: httpx.AsyncClient, emulator: Emulator, secret: str, env: Environment) -> None:
+    """The replaced flow, per target: get secret, definition, value row, write, environment."""
+    runtime = await get_runtime()
+    snapshot = await runtime.secrets.get_current(secret)
+    definition = await runtime.dataverse.get_definition(env.url, env_var(secret))
+    if definition is None or definition.value_row is None:
+        raise LockstepError(f"naive flow: {env.name}/{env_var(secret)} has no value row")
+    token = emulator.issue_token(env.url)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "OData-MaxVersion": "4.0",
+        "OData-Version": "4.0",
+        "Accept": "application/json",
+    }
+    row = definition.value_row.id
+    await http.get(f"{env.url}/api/data/v9.2/environmentvariablevalues({row})", headers=headers)
+    await runtime.dataverse.update_value(env.url, row, "*", SecretStr(snapshot.value.get_secret_value()))
+    await runtime.admin.get_environment(env.id)
+
+
+async def main(latency: float, environments: int, secrets: int, naive_sample: int) -> None:
     with Emulator() as emulator:
-        names, settings = seed(emulator, environments, secrets)
-        os.environ.update(settings)
+        seeded = seed(emulator, environments, secrets)
+        os.environ.update(seeded.settings)
         os.environ.pop("LOCKSTEP_MAPPING_FILE", None)
-        vault = emulator.key_vault("lockstep-bench")
-        targets = environments * secrets
-        print(f"Lockstep benchmark: {environments} environments x {secrets} secrets = {targets} targets\n")
+        emulator.set_latency(latency)
+        vault = emulator.key_vault(VAULT)
+        mappings = environments * secrets
+        print(
+            f"Lockstep benchmark: {secrets} secrets x {environments} environments = {mappings} mappings, "
+            f"{latency * 1000:.0f} ms latency per request\n"
+        )
+        rotated = ROTATED
 
-        def rotate() -> None:
-            vault.set_secret(names[0], canary("rotated-"))
-
-        def nothing() -> None:
-            return None
-
-        def drift_everywhere() -> None:
-            for env in emulator.environments():
-                for name in names:
-                    env.set_value(f"bench_{name.replace('-', '_')}", canary("drift-"))
-
-        def event() -> dict[str, object]:
-            return vault.secret_event(names[0])
-
-        async def deliver() -> object:
-            payload = event()
-            return await handle_event_grid_event(
-                event_id=str(payload["id"]),
-                event_type=str(payload["eventType"]),
-                subject=str(payload["subject"]),
-                topic=str(payload["topic"]),
-                data=payload["data"],
+        # (a) one rotation to 9 environments in 3 stages: first on a cold process (tokens, Key
+        # Vault's auth challenge), then again warm. The critical path is the secret read, then per
+        # stage read -> write -> read back; the Teams post after the run is one more round trip.
+        critical = (1 + 3 * 3) * latency
+        for label in ("cold", "warm"):
+            vault.set_secret(rotated, canary("rotated-"))
+            seconds, _ = await measure(
+                emulator,
+                f"(a) rotation to {ROTATION_ENVIRONMENTS} envs in 3 stages, {label}",
+                ROTATION_ENVIRONMENTS,
+                lambda: deliver(emulator, rotated),
+            )
+            print(
+                f"{'':46}critical path {critical:.2f} s (1 + 3 stages x read, write, read back); "
+                f"ratio {seconds / critical:.2f}\n"
             )
 
-        await measure(emulator, "event: rotation (1 secret)", repeat, rotate, deliver)
-        await measure(emulator, "event: duplicate (no change)", repeat, nothing, deliver)
-        await measure(emulator, f"reconcile: in sync ({targets})", repeat, nothing, run_reconcile)
-        await measure(
-            emulator, f"reconcile: all drifted ({targets})", repeat, drift_everywhere, run_reconcile
+        # (b) reconcile, all in sync.
+        seconds_b, by_verb_b = await measure(
+            emulator, f"(b) reconcile, all in sync ({mappings})", mappings, run_reconcile
+        )
+
+        # (c) 5 % drifted.
+        rng = random.Random(7)  # noqa: S311 - picks which rows drift, not a secret
+        mapped = [(env, name) for env in seeded.environments[:environments] for name in seeded.names]
+        drifted = rng.sample(mapped, max(1, mappings // 20))
+        for env, name in drifted:
+            env.set_value(env_var(name), canary("drift-"))
+        await measure(emulator, f"(c) reconcile, {len(drifted)} drifted", mappings, run_reconcile)
+        still_drifted = sum(
+            (env.value_of(env_var(name)) or "").startswith("LOCKSTEP-CANARY-drift-") for env, name in drifted
+        )
+        print(f"{'':46}repaired {len(drifted) - still_drifted} of {len(drifted)} drifted targets\n")
+
+        # (d) 100 duplicate events.
+        async def duplicates() -> None:
+            for _ in range(100):
+                await deliver(emulator, rotated)
+
+        await measure(emulator, "(d) 100 duplicate events", ROTATION_ENVIRONMENTS * 100, duplicates)
+
+        # Naive baseline on a sample, extrapolated to (b).
+        sample = [(env, name) for name in seeded.names for env in seeded.environments][:naive_sample]
+        async with httpx.AsyncClient(verify=str(emulator.ca_cert_path), proxy=emulator.proxy_url) as http:
+
+            async def naive() -> None:
+                for env, name in sample:
+                    await naive_target(http, emulator, name, env)
+
+            seconds_n, by_verb_n = await measure(
+                emulator, f"naive flow, sample of {len(sample)}", len(sample), naive
+            )
+        per_target = seconds_n / len(sample)
+        requests_per_target = sum(by_verb_n.values()) / len(sample)
+        print(
+            f"{'':46}extrapolated to {mappings} mappings: {per_target * mappings:,.0f} s, "
+            f"{requests_per_target * mappings:,.0f} requests — Lockstep (b) is "
+            f"{per_target * mappings / seconds_b:,.0f}x faster with "
+            f"{requests_per_target * mappings / max(sum(by_verb_b.values()), 1):,.0f}x fewer requests"
         )
         await close_runtime()
 
@@ -124,8 +232,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--environments", type=int, default=5)
-    parser.add_argument("--secrets", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every request")
+    parser.add_argument("--environments", type=int, default=10)
+    parser.add_argument("--secrets", type=int, default=1000)
+    parser.add_argument("--naive-sample", type=int, default=50)
     args = parser.parse_args()
-    asyncio.run(main(args.environments, args.secrets, args.repeat))
+    asyncio.run(main(args.latency, args.environments, args.secrets, args.naive_sample))
