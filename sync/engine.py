@@ -179,8 +179,13 @@ class SyncEngine:
     async def _sync_row(
         self, targets: list[Target], snapshot: SecretSnapshot, run: RunContext
     ) -> list[TargetResult]:
-        """One mapping row, stage by stage, with the staged-rollout gate after each stage."""
+        """One mapping row, stage by stage, with the staged-rollout gate after each stage.
+
+        A stage that keeps the new value has its flows refreshed while the next stage runs:
+        refresh never changes the gate, so it stays off the rotation's critical path.
+        """
         results: list[TargetResult] = []
+        refreshing: list[asyncio.Task[list[tuple[TargetResult, Change | None]]]] = []
         stopped: StageVerdict | None = None
         for stage, stage_targets in by_stage(targets):
             if stopped is not None:
@@ -197,13 +202,14 @@ class SyncEngine:
                 undone = await roll_back_stage(
                     self._values, outcomes, stage_targets, verdict.reason, snapshot, run
                 )
-                outcomes = [(result, None) for result in undone]
-            else:  # the new value stays in this stage: flows must pick it up
-                outcomes = await refresh_changed(self._flows, outcomes, stage_targets)
-            results.extend(self._report(result, run) for result, _ in outcomes)
+                results.extend(self._report(result, run) for result in undone)
+            else:  # the new value stays in this stage: its flows must pick it up
+                refreshing.append(asyncio.create_task(refresh_changed(self._flows, outcomes, stage_targets)))
             if verdict.gate is not Gate.PROCEED:
                 stopped = verdict
                 log.warning("secret %s → %s: %s", snapshot.name, targets[0].env_var, verdict.reason)
+        for refreshed in await asyncio.gather(*refreshing):
+            results.extend(self._report(result, run) for result, _ in refreshed)
         return results
 
     async def _sync_target(

@@ -10,6 +10,7 @@ a flow is only ever touched when it really uses the variable.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,10 @@ def flow_from_row(row: dict[str, Any]) -> Flow:
         ) from None
 
 
+async def _no_dependents() -> set[str]:
+    return set()
+
+
 class FlowsClient:
     def __init__(self, dataverse: DataverseClient) -> None:
         self._dataverse = dataverse
@@ -117,8 +122,11 @@ class FlowsClient:
 
     async def flows_using(self, org_url: str, schema_name: str, definition_id: str | None) -> list[Flow]:
         """The cloud flows that use the variable: dependents and parameter matches, confirmed."""
-        flows = {flow.id: flow for flow in await self.cloud_flows(org_url)}
-        dependents = await self.dependent_flow_ids(org_url, definition_id) if definition_id else set()
+        listed, dependents = await asyncio.gather(
+            self.cloud_flows(org_url),
+            self.dependent_flow_ids(org_url, definition_id) if definition_id else _no_dependents(),
+        )
+        flows = {flow.id: flow for flow in listed}
         for flow_id in sorted(dependents - flows.keys()):  # e.g. beyond the listing's first page
             flows[flow_id] = await self.get_flow(org_url, flow_id)
         wanted = schema_name.lower()
