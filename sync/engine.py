@@ -153,10 +153,10 @@ class SyncEngine:
 
     async def _sync_secret(self, name: str, run: RunContext) -> SecretReport:
         targets = self._targets(name, run.environments)
-        run.readiness.warm(target.environment for target in targets)  # while the secret is read
         with tracer.start_as_current_span(
             "lockstep.secret", attributes={"lockstep.secret.name": name}
         ) as span:
+            run.readiness.warm(target.environment for target in targets)  # while the secret is read
             try:
                 snapshot = await within_budget(self._secrets.get_current(name))
             except LockstepError as error:

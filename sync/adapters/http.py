@@ -127,7 +127,8 @@ async def send_with_retry(
         retry=retry_if_exception(_is_retryable),
         reraise=True,
     )
-    system = service.split(" ", 1)[0]  # "Dataverse https://org…" -> "Dataverse": a metric dimension
+    # A metric dimension must not carry the org: "Dataverse https://org…" -> "Dataverse".
+    system = "Dataverse" if service.startswith("Dataverse ") else service
     host = httpx.URL(url).host  # never the path or query: a webhook URL carries its credential there
     try:
         async for attempt in retrying:

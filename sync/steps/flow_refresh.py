@@ -23,7 +23,7 @@ from sync.errors import LockstepError
 from sync.models import FlowOutcome, FlowResult, Target, TargetResult
 from sync.redact import scrub
 from sync.steps.upsert import Change
-from sync.telemetry import get_logger
+from sync.telemetry import get_logger, tracer
 
 log = get_logger(__name__)
 
@@ -56,10 +56,14 @@ async def refresh_changed(
             return result
         if not target.refresh_flows:
             return result.model_copy(update={"refresh_flows": False})
-        try:
-            refreshed = await within_budget(refresher.refresh(target, change.definition_id))
-        except LockstepError as error:
-            return result.model_copy(update={"reason": f"flow refresh failed: {error}"})
+        attributes = {"lockstep.environment": target.environment.name, "lockstep.env_var": target.env_var}
+        with tracer.start_as_current_span("lockstep.flow_refresh", attributes=attributes) as span:
+            try:
+                refreshed = await within_budget(refresher.refresh(target, change.definition_id))
+            except LockstepError as error:
+                span.set_attribute("lockstep.reason", f"flow refresh failed: {error}")
+                return result.model_copy(update={"reason": f"flow refresh failed: {error}"})
+            span.set_attribute("lockstep.flows", len(refreshed))
         return result.model_copy(update={"flows": refreshed})
 
     refreshed = await asyncio.gather(
