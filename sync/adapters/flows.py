@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,10 +121,20 @@ class FlowsClient:
             if isinstance(row, dict) and row.get("dependentcomponenttype") == COMPONENT_WORKFLOW
         }
 
-    async def flows_using(self, org_url: str, schema_name: str, definition_id: str | None) -> list[Flow]:
-        """The cloud flows that use the variable: dependents and parameter matches, confirmed."""
+    async def flows_using(
+        self,
+        org_url: str,
+        schema_name: str,
+        definition_id: str | None,
+        listing: Awaitable[list[Flow]] | None = None,
+    ) -> list[Flow]:
+        """The cloud flows that use the variable: dependents and parameter matches, confirmed.
+
+        `listing` lets the caller share one cloud-flow listing among the targets of an
+        environment (see sync.steps.flow_refresh); without it the flows are listed here.
+        """
         listed, dependents = await asyncio.gather(
-            self.cloud_flows(org_url),
+            listing if listing is not None else self.cloud_flows(org_url),
             self.dependent_flow_ids(org_url, definition_id) if definition_id else _no_dependents(),
         )
         flows = {flow.id: flow for flow in listed}

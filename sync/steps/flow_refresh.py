@@ -15,6 +15,7 @@ that flow, never a rollback of the value.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Protocol
 
 from sync.adapters.flows import OFF, ON, ActivationRefused, Flow, FlowsClient
@@ -27,6 +28,7 @@ from sync.telemetry import get_logger, tracer
 
 log = get_logger(__name__)
 
+LISTING_SECONDS = 30.0
 SHARE_OR_IMPERSONATE = (
     "it is OFF now: share its connections with Lockstep's application user, or set "
     "FLOW_ACTIVATION_AS_OWNER=true (needs the Delegate privilege), then turn it on"
@@ -78,11 +80,27 @@ class FlowRefresh:
     def __init__(self, flows: FlowsClient, *, as_owner: bool = False) -> None:
         self._flows = flows
         self._as_owner = as_owner
+        self._listings: dict[str, tuple[float, asyncio.Future[list[Flow]]]] = {}
+
+    def _listing(self, org: str) -> asyncio.Future[list[Flow]]:
+        """One cloud-flow listing per environment for LISTING_SECONDS, shared by the targets of a
+        run (a reconcile repairing 50 variables in one environment lists its flows once)."""
+        now = time.monotonic()
+        cached = self._listings.get(org)
+        if (
+            cached is None
+            or now - cached[0] > LISTING_SECONDS
+            or (cached[1].done() and cached[1].exception())
+        ):
+            cached = (now, asyncio.ensure_future(self._flows.cloud_flows(org)))
+            self._listings[org] = cached
+        return cached[1]
 
     async def refresh(self, target: Target, definition_id: str) -> tuple[FlowResult, ...]:
         """Raises LockstepError only when the flows cannot be listed."""
         org = target.environment.url
-        flows = await self._flows.flows_using(org, target.env_var, definition_id)
+        listing = asyncio.shield(self._listing(org))
+        flows = await self._flows.flows_using(org, target.env_var, definition_id, listing)
         results = await asyncio.gather(*(self._refresh_one(org, flow) for flow in flows))
         for result in results:
             log_at = (
