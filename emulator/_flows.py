@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._dataverse import GUID, ODataError, _guid, _query_options, _require_method, _response
+from ._odata import GUID, ODataError, _guid, _query_options, _require_method, _response
 from ._state import EnvironmentState, Workflow
 
 CODE_FLOW_CLIENT = "0x80060467"
