@@ -55,7 +55,7 @@ def validate(settings: Settings, output: Output) -> ExitCode:
         }
         for target in targets
     ]
-    warnings = [problem for problem in [getattr(settings, "teams_webhook_problem", None)] if problem]
+    warnings = [settings.teams_webhook_problem] if settings.teams_webhook_problem else []
     if settings.teams_webhook_url is None and not warnings:
         warnings.append("TEAMS_WEBHOOK_URL is not set: runs will not be announced in Teams")
     output.say(

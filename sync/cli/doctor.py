@@ -165,7 +165,7 @@ async def _vault_checks(runtime: Runtime, secrets: list[str]) -> tuple[list[Chec
 def _teams_check(runtime: Runtime) -> Check:
     """Notifications are optional, but a setting that is there and unusable is a finding."""
     settings = runtime.service.settings
-    problem = getattr(settings, "teams_webhook_problem", None)
+    problem = settings.teams_webhook_problem
     detail = "set and resolved (value not shown)"
     if settings.teams_webhook_url is None and not problem:
         detail = "not set: no cards will be posted"

@@ -221,3 +221,22 @@ def test_inventory_lists_flows_per_variable(cli: Cli, scenario: Scenario) -> Non
     human = cli("inventory")
     assert "Invoice export (on, Maker One)" in human.stdout and "prod (stage 3)" in human.stdout
     assert "LOCKSTEP-CANARY" not in human.text + result.text
+
+
+def test_unresolved_teams_reference_is_a_doctor_finding_and_sync_still_runs(
+    cli: Cli, scenario: Scenario
+) -> None:
+    settings = {
+        **cli.settings,
+        "TEAMS_WEBHOOK_URL": "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/t/)",
+    }
+    doctor = cli("doctor", "--json", settings=settings)
+    assert doctor.code == 2
+    [finding] = [c for c in doctor.document["checks"] if not c["ok"]]
+    assert finding["check"] == "TEAMS_WEBHOOK_URL" and "not resolved" in finding["detail"]
+    new = canary("teams-off-")
+    scenario.vault.set_secret(SQL_SECRET, new)
+    synced = cli("sync", SQL_SECRET, "--json", settings=settings)
+    assert synced.code == 0, synced.text
+    assert synced.document["notification"] == "not configured"
+    assert scenario.values(SQL_VAR)["prod"] == new
