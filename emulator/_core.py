@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -47,16 +46,6 @@ NO_PROXY = "127.0.0.1,localhost"
 STARTUP_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 15.0
 VAULT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
-EVENT_RESOURCE_GROUP = "lockstep-demo"
-
-
-def _epoch(moment: datetime | None) -> int | None:
-    """Seconds since the epoch; a naive datetime is taken as UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 def _listening_socket(port: int) -> socket.socket:

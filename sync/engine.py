@@ -241,15 +241,7 @@ class SyncEngine:
                 )
             reason = scrub(reason, snapshot.value)
             span.set_attributes({"lockstep.outcome": outcome.value, "lockstep.reason": reason})
-            result = TargetResult(
-                environment=target.environment.name,
-                stage=target.environment.stage,
-                env_var=target.env_var,
-                outcome=outcome,
-                reason=reason,
-                retryable=retryable,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
+            result = target_result(target, outcome, reason, retryable, time.perf_counter() - started)
         return result, change
 
     async def _run_steps(
@@ -287,13 +279,18 @@ class SyncEngine:
     def _result(
         self, target: Target, outcome: Outcome, reason: str, retryable: bool, seconds: float, run: RunContext
     ) -> TargetResult:
-        result = TargetResult(
-            environment=target.environment.name,
-            stage=target.environment.stage,
-            env_var=target.env_var,
-            outcome=outcome,
-            reason=reason,
-            retryable=retryable,
-            duration_ms=round(seconds * 1000, 1),
-        )
-        return self._report(result, run)
+        return self._report(target_result(target, outcome, reason, retryable, seconds), run)
+
+
+def target_result(
+    target: Target, outcome: Outcome, reason: str, retryable: bool, seconds: float
+) -> TargetResult:
+    return TargetResult(
+        environment=target.environment.name,
+        stage=target.environment.stage,
+        env_var=target.env_var,
+        outcome=outcome,
+        reason=reason,
+        retryable=retryable,
+        duration_ms=round(seconds * 1000, 1),
+    )
