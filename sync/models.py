@@ -41,6 +41,16 @@ class Outcome(StrEnum):
     ROLLED_BACK = "rolled_back"
     # Staged rollout: an earlier stage of this row failed, so this target was not touched.
     HELD_BACK = "held_back"
+    # Lockstep may not change this target (a connection not shared with it): a person must act.
+    NEEDS_ACTION = "needs_action"
+
+
+class TargetKindName(StrEnum):
+    """The kinds of target a mapping row can name."""
+
+    ENV_VAR = "env_var"  # an environment variable's value row (String, Number, Boolean, JSON)
+    CONNECTION = "connection"  # a service-principal connection's client secret
+    REFERENCE = "reference"  # a Secret-type variable's Key Vault reference: checked, never written
 
 
 class Trigger(StrEnum):
@@ -69,6 +79,38 @@ class FlowResult(_Frozen):
     reason: str = ""
 
 
+class AgentOutcome(StrEnum):
+    """What agent refresh did to one Copilot Studio agent that uses a changed variable."""
+
+    PUBLISHED = "published"  # republished, publishedon confirmed to move forward
+    NEEDS_ACTION = "needs_action"  # unpublished changes of a maker's: not published, a person must
+    LEFT_ALONE = "left_alone"  # never published: nothing to refresh
+    FAILED = "failed"  # publishing failed or could not be confirmed
+
+
+class AgentResult(_Frozen):
+    """One agent's refresh; names and ids only."""
+
+    id: str
+    name: str
+    outcome: AgentOutcome
+    reason: str = ""
+
+
+class ConnectionTarget(_Frozen):
+    """A service-principal connection a secret feeds (the client secret of an app registration).
+
+    `id` is None for a mapped row that discovers its connections by client id; the connection kind
+    expands such a target into one per connection found, with `id` and `display_name` set.
+    """
+
+    connector: str
+    client_id: str
+    tenant_id: str
+    id: str | None = None
+    display_name: str = ""
+
+
 class SecretSnapshot(_Frozen):
     """The current version of a Key Vault secret, as read just now."""
 
@@ -78,6 +120,7 @@ class SecretSnapshot(_Frozen):
     enabled: bool = True
     expires: datetime | None = None
     updated: datetime | None = None
+    created: datetime | None = None
 
 
 class ValueRow(_Frozen):
@@ -107,15 +150,25 @@ class EnvironmentStatus(_Frozen):
 
 
 class Target(_Frozen):
-    """One place a secret's value must land."""
+    """One place a secret's value must land (or, for a reference, be checked)."""
 
     environment: Environment
-    env_var: str
+    env_var: str = ""
     secret: str = ""
     # Which mapping row the target comes from: rows roll out (and roll back) independently.
     row: int = 0
     rollout: str = "staged"
     refresh_flows: bool = True
+    refresh_agents: bool = True
+    kind: TargetKindName = TargetKindName.ENV_VAR
+    connection: ConnectionTarget | None = None
+
+    @property
+    def label(self) -> str:
+        """What a person calls this target: the variable's schema name, the connection's name."""
+        if self.connection is not None:
+            return self.connection.display_name or self.connection.id or self.connection.client_id
+        return self.env_var
 
 
 class TargetResult(_Frozen):
@@ -132,11 +185,29 @@ class TargetResult(_Frozen):
     flows: tuple[FlowResult, ...] = ()
     # False when the mapping row turned flow refresh off (its flows keep the old value).
     refresh_flows: bool = True
+    # Copilot Studio agents republished (or not) after this target's value changed.
+    agents: tuple[AgentResult, ...] = ()
+    kind: TargetKindName = TargetKindName.ENV_VAR
+    connection: ConnectionTarget | None = None
+    secret: str = ""
+
+    @property
+    def label(self) -> str:
+        """What a person calls this target: the variable's schema name, the connection's name."""
+        if self.connection is not None:
+            return self.connection.display_name or self.connection.id or self.connection.client_id
+        return self.env_var
 
     @property
     def needs_attention(self) -> bool:
-        """Not in sync after this run: failed, skipped, rolled back or held back."""
-        return self.outcome in (Outcome.FAILED, Outcome.SKIPPED, Outcome.ROLLED_BACK, Outcome.HELD_BACK)
+        """Not in sync after this run: failed, skipped, rolled back, held back, or needs a person."""
+        return self.outcome in (
+            Outcome.FAILED,
+            Outcome.SKIPPED,
+            Outcome.ROLLED_BACK,
+            Outcome.HELD_BACK,
+            Outcome.NEEDS_ACTION,
+        )
 
 
 class SecretReport(_Frozen):

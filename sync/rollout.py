@@ -51,7 +51,9 @@ def judge_stage(rollout: str, stage: int, results: Sequence[TargetResult]) -> St
             f"stage {stage} failed in {where}: later stages were not touched; fix the cause, then "
             "rotate again or run the reconcile",
         )
-    waiting = [r for r in results if r.needs_attention]
+    # A target that needs a person (a connection not shared with Lockstep) says nothing about the
+    # credential, so it holds nothing back.
+    waiting = [r for r in results if r.needs_attention and r.outcome is not Outcome.NEEDS_ACTION]
     if waiting:
         where = ", ".join(sorted({r.environment for r in waiting}))
         return StageVerdict(
