@@ -76,6 +76,9 @@ class SecretRow(_Strict):
     # Cloud flows keep an environment variable's old value until turned off and on: after a
     # verified change, cycle the active flows that use this variable.
     refresh_flows: bool = True
+    # Copilot Studio agents use the value they were published with: after a verified change,
+    # republish the agents that use this variable (never one with unpublished changes).
+    refresh_agents: bool = True
 
     @field_validator("secret")
     @classmethod

@@ -29,6 +29,7 @@ def targets_for(mapping: Mapping, secret: str) -> list[Target]:
             row=index,
             rollout=row.rollout,
             refresh_flows=row.refresh_flows,
+            refresh_agents=row.refresh_agents,
         )
         for index, row in enumerate(mapping.secrets)
         if row.secret == secret

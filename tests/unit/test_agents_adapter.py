@@ -1,0 +1,230 @@
+"""The agents adapter against respx: finding agents, paging, publishing, throttling, confirming."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from azure.core.credentials import AccessToken
+
+from sync import deadline
+from sync.adapters import agents as agents_module
+from sync.adapters.agents import AgentsClient, is_throttled
+from sync.adapters.dataverse import DataverseClient
+from sync.adapters.http import RetryPolicy
+from sync.agent_rules import Agent
+from sync.errors import PermanentError, TransientError
+
+ORG = "https://contoso-dev.crm.dynamics.com"
+API = f"{ORG}/api/data/v9.2"
+FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, max_retry_after=0.05)
+VAR = "contoso_ApiKey"
+DEFINITION = "d0000000-0000-4000-8000-000000000001"
+BOT_A = "b0000000-0000-4000-8000-00000000000a"
+BOT_B = "b0000000-0000-4000-8000-00000000000b"
+BOT_C = "b0000000-0000-4000-8000-00000000000c"
+COMPONENT_DEP = "c0000000-0000-4000-8000-0000000000d1"
+
+
+class FakeCredential:
+    async def get_token(self, *scopes: str, **_: Any) -> AccessToken:
+        return AccessToken("token", int(time.time()) + 3600)
+
+
+@pytest.fixture
+async def client() -> Any:
+    async with httpx.AsyncClient() as http:
+        yield AgentsClient(DataverseClient(http, FakeCredential(), FAST))  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agents_module, "PUBLISH_BACKOFF", 0.01)
+
+
+def component(bot: str, data: str) -> dict[str, Any]:
+    return {"botcomponentid": "c0000000-0000-4000-8000-000000000001", "_parentbotid_value": bot, "data": data}
+
+
+def bot(bot_id: str, name: str, published: str | None = "2024-05-01T10:00:00Z") -> dict[str, Any]:
+    return {"botid": bot_id, "name": name, "schemaname": f"cr1_{name}", "publishedon": published}
+
+
+def mock_bots() -> None:
+    for bot_id, name in ((BOT_A, "Alpha"), (BOT_B, "Beta"), (BOT_C, "Gamma")):
+        respx.get(f"{API}/bots({bot_id})").respond(json=bot(bot_id, name))
+
+
+@respx.mock
+async def test_agents_found_by_text_are_confirmed_by_a_whole_identifier_across_pages(
+    client: AgentsClient,
+) -> None:
+    mock_bots()
+    second = f"{API}/botcomponents?$skiptoken=2"
+    search = respx.get(f"{API}/botcomponents").mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json={
+                    "value": [
+                        component(BOT_A, 'kind: AdaptiveDialog\n  value: =Env.contoso_ApiKey & "x"'),
+                        component(BOT_B, "value: =Env.contoso_ApiKeyOld"),  # another variable
+                        component(BOT_C, "value: =MyEnv.contoso_ApiKey"),  # not Env
+                    ],
+                    "@odata.nextLink": second,
+                },
+            ),
+            httpx.Response(
+                200,
+                json={"value": [component(BOT_C, "text: '{Env.CONTOSO_APIKEY}'")], "@odata.nextLink": second},
+            ),
+        ]
+    )
+    respx.get(f"{API}/EntityDefinitions(LogicalName='botcomponent')").respond(404)
+    found = await client.agents_using(ORG, VAR, DEFINITION)
+    assert [agent.name for agent in found] == ["Alpha", "Gamma"]
+    first = search.calls[0].request
+    assert first.url.params["$filter"] == "contains(data,'contoso_ApiKey')"
+    assert first.headers["Prefer"] == "odata.maxpagesize=500"
+    assert search.call_count == 2  # the repeated next link ends the listing
+
+
+@respx.mock
+async def test_agents_found_by_dependency_use_the_organisations_type_code(client: AgentsClient) -> None:
+    mock_bots()
+    respx.get(f"{API}/botcomponents").respond(json={"value": []})
+    respx.get(f"{API}/EntityDefinitions(LogicalName='botcomponent')").respond(json={"ObjectTypeCode": 10134})
+    dependents = respx.get(f"{API}/RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)").respond(
+        json={
+            "value": [
+                {"dependentcomponenttype": 10134, "dependentcomponentobjectid": COMPONENT_DEP},
+                {"dependentcomponenttype": 29, "dependentcomponentobjectid": BOT_C},  # a flow
+            ]
+        }
+    )
+    respx.get(f"{API}/botcomponents({COMPONENT_DEP})").respond(json=component(BOT_B, "=Env.contoso_ApiKey"))
+    found = await client.agents_using(ORG, VAR, DEFINITION)
+    assert [agent.name for agent in found] == ["Beta"]
+    assert dependents.calls.last.request.url.params["@p1"] == DEFINITION
+    assert dependents.calls.last.request.url.params["@p2"] == "380"
+
+
+@respx.mock
+async def test_no_copilot_studio_means_no_agents(client: AgentsClient) -> None:
+    respx.get(f"{API}/botcomponents").respond(404, json={"error": {"code": "0x8006088a", "message": "no"}})
+    respx.get(f"{API}/EntityDefinitions(LogicalName='botcomponent')").respond(404)
+    assert await client.agents_using(ORG, VAR, DEFINITION) == []
+
+
+@respx.mock
+async def test_a_next_link_outside_the_organisation_is_not_followed(client: AgentsClient) -> None:
+    respx.get(f"{API}/botcomponents").respond(
+        json={"value": [], "@odata.nextLink": "https://evil.example/api/data/v9.2/botcomponents?x=1"}
+    )
+    with pytest.raises(PermanentError, match="outside the organisation"):
+        await client.agents_using(ORG, VAR, None)
+
+
+async def test_an_invalid_schema_name_never_reaches_a_filter(client: AgentsClient) -> None:
+    with pytest.raises(PermanentError, match="not a valid"):
+        await client.agents_using(ORG, "x') or 1 eq 1 or contains(data,'", None)
+
+
+@respx.mock
+async def test_draft_reports_the_newest_edit_and_the_agents_it_names(client: AgentsClient) -> None:
+    rows = [
+        {"botcomponentid": "1", "modifiedon": "2024-05-01T09:00:00Z", "data": "x: cr1_Beta.topic.Lookup"},
+        {"botcomponentid": "2", "modifiedon": "2024-05-02T09:00:00Z", "data": "uses cr1_BetaTwo only"},
+        {"botcomponentid": "3", "modifiedon": None, "data": None},
+    ]
+    route = respx.get(f"{API}/botcomponents").respond(json={"value": rows})
+    agent = Agent(id=BOT_A, name="Alpha", schema_name="cr1_Alpha", published_on=None)
+    draft = await client.draft(ORG, agent, ["cr1_Alpha", "cr1_Beta", "cr1_Gamma"])
+    assert draft.names == {"cr1_beta"}
+    assert draft.last_modified is not None and draft.last_modified.isoformat() == "2024-05-02T09:00:00+00:00"
+    assert route.calls.last.request.url.params["$filter"] == f"_parentbotid_value eq {BOT_A}"
+
+
+def published(stamp: str) -> httpx.Response:
+    return httpx.Response(200, json=bot(BOT_A, "Alpha", stamp))
+
+
+AGENT = Agent(
+    id=BOT_A,
+    name="Alpha",
+    schema_name="cr1_Alpha",
+    published_on=agents_module.parse_time("2024-05-01T10:00:00Z"),
+)
+
+
+@respx.mock
+async def test_publish_posts_the_action_and_polls_until_publishedon_moves(client: AgentsClient) -> None:
+    action = respx.post(f"{API}/bots({BOT_A})/Microsoft.Dynamics.CRM.PvaPublish").respond(204)
+    respx.get(f"{API}/bots({BOT_A})").mock(
+        side_effect=[
+            published("2024-05-01T10:00:00Z"),
+            published("2024-05-01T10:00:00Z"),
+            published("2024-05-03T08:00:00Z"),
+        ]
+    )
+    moved = await client.publish(ORG, AGENT)
+    assert moved.isoformat() == "2024-05-03T08:00:00+00:00"
+    assert action.call_count == 1 and json.loads(action.calls.last.request.content) == {}
+
+
+@pytest.mark.parametrize(
+    "throttled",
+    [
+        httpx.Response(429, headers={"Retry-After": "0"}),
+        httpx.Response(
+            400, json={"error": {"code": "0x80072321", "message": "Received HTTP 429 TooManyRequests"}}
+        ),
+        httpx.Response(401),
+    ],
+    ids=["429", "400-wrapping-429", "bare-401"],
+)
+@respx.mock
+async def test_throttled_publishes_are_retried(client: AgentsClient, throttled: httpx.Response) -> None:
+    action = respx.post(f"{API}/bots({BOT_A})/Microsoft.Dynamics.CRM.PvaPublish").mock(
+        side_effect=[throttled, throttled, throttled, httpx.Response(204)]
+    )
+    respx.get(f"{API}/bots({BOT_A})").mock(return_value=published("2024-05-03T08:00:00Z"))
+    await client.publish(ORG, AGENT)
+    assert action.call_count == 4
+
+
+@respx.mock
+async def test_a_401_with_an_error_body_is_a_refusal_not_throttling(client: AgentsClient) -> None:
+    body = {"error": {"code": "0x80040220", "message": "Principal user is missing prvPublishBot"}}
+    action = respx.post(f"{API}/bots({BOT_A})/Microsoft.Dynamics.CRM.PvaPublish").respond(401, json=body)
+    with pytest.raises(PermanentError, match="prvPublishBot"):
+        await client.publish(ORG, AGENT)
+    assert action.call_count == 1
+
+
+@respx.mock
+async def test_throttling_that_never_ends_is_transient(client: AgentsClient) -> None:
+    respx.post(f"{API}/bots({BOT_A})/Microsoft.Dynamics.CRM.PvaPublish").respond(401)
+    with pytest.raises(TransientError, match="throttled \\(HTTP 401\\)"):
+        await client.publish(ORG, AGENT)
+
+
+@respx.mock
+async def test_confirmation_gives_up_within_the_budget(client: AgentsClient) -> None:
+    respx.post(f"{API}/bots({BOT_A})/Microsoft.Dynamics.CRM.PvaPublish").respond(204)
+    respx.get(f"{API}/bots({BOT_A})").mock(return_value=published("2024-05-01T10:00:00Z"))
+    started = time.monotonic()
+    with deadline.time_budget(1.5), pytest.raises(TransientError, match="did not move forward"):
+        await client.publish(ORG, AGENT)
+    assert time.monotonic() - started < 1.5
+
+
+def test_is_throttled_tells_throttling_from_refusals() -> None:
+    assert not is_throttled(httpx.Response(400, json={"error": {"code": "0x1", "message": "Bad bot id"}}))
+    assert not is_throttled(httpx.Response(401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}))
+    assert not is_throttled(httpx.Response(403))
+    assert is_throttled(httpx.Response(401, text="   "))
