@@ -15,9 +15,13 @@ from sync import deadline
 from sync.adapters import agents as agents_module
 from sync.adapters.agents import AgentsClient, is_throttled
 from sync.adapters.dataverse import DataverseClient
+from sync.adapters.flows import FlowsClient
 from sync.adapters.http import RetryPolicy
 from sync.agent_rules import Agent
 from sync.errors import PermanentError, TransientError
+from sync.mapping import Environment
+from sync.models import FlowOutcome, Target
+from sync.steps.flow_refresh import FlowRefresh
 
 ORG = "https://contoso-dev.crm.dynamics.com"
 API = f"{ORG}/api/data/v9.2"
@@ -228,3 +232,51 @@ def test_is_throttled_tells_throttling_from_refusals() -> None:
     assert not is_throttled(httpx.Response(401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}))
     assert not is_throttled(httpx.Response(403))
     assert is_throttled(httpx.Response(401, text="   "))
+
+
+AGENT_FLOW = "f0000000-0000-4000-8000-0000000000af"
+
+
+@respx.mock
+async def test_agent_flows_are_listed_with_cloud_flows_so_flow_refresh_cycles_them() -> None:
+    """Agent flows are workflows of category 5 with modernflowtype 1: the cloud-flow listing
+    (category 5) includes them, so flow refresh turns them off and on like any cloud flow."""
+    dev = Environment(name="dev", id="6a1b2c3d-0000-4000-8000-000000000001", url=ORG, stage=1)
+
+    clientdata = json.dumps(
+        {
+            "properties": {
+                "definition": {
+                    "parameters": {"Api key (contoso_ApiKey)": {"metadata": {"schemaName": "contoso_ApiKey"}}}
+                }
+            }
+        }
+    )
+    row = {
+        "workflowid": AGENT_FLOW,
+        "name": "Agent flow: look up order",
+        "category": 5,
+        "modernflowtype": 1,
+        "statecode": 1,
+        "statuscode": 2,
+        "clientdata": clientdata,
+        "_ownerid_value": "u1",
+    }
+    listing = respx.get(f"{API}/workflows").respond(json={"value": [row]})
+    respx.get(f"{API}/RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)").respond(
+        json={"value": []}
+    )
+    states = respx.patch(f"{API}/workflows({AGENT_FLOW})").respond(204)
+    respx.get(f"{API}/workflows({AGENT_FLOW})").respond(json=row)
+    async with httpx.AsyncClient() as http:
+        flows = FlowsClient(DataverseClient(http, FakeCredential(), FAST))  # type: ignore[arg-type]
+        found = await flows.flows_using(ORG, VAR, DEFINITION)
+        target = Target(environment=dev, env_var=VAR, secret="api-key")
+        refreshed = await FlowRefresh(flows).refresh(target, DEFINITION)
+    assert [(flow.id, flow.on) for flow in found] == [(AGENT_FLOW, True)]
+    assert listing.calls.last.request.url.params["$filter"] == "category eq 5"
+    assert [(r.name, r.outcome) for r in refreshed] == [("Agent flow: look up order", FlowOutcome.REFRESHED)]
+    assert [json.loads(call.request.content) for call in states.calls] == [
+        {"statecode": 0, "statuscode": 1},
+        {"statecode": 1, "statuscode": 2},
+    ]
