@@ -138,3 +138,13 @@ def test_not_an_object() -> None:
     assert problems_of(["a list"]) == [
         "LOCKSTEP_MAPPING: Input should be a valid dictionary or instance of Mapping"
     ]
+
+
+def test_refresh_agents_defaults_on_and_reaches_the_targets(mapping_doc: dict[str, Any]) -> None:
+    mapping_doc["secrets"][1]["refresh_agents"] = False
+    mapping = parse_mapping(mapping_doc, "LOCKSTEP_MAPPING")
+    assert {t.refresh_agents for t in targets_for(mapping, "sql-conn-password")} == {True}
+    assert {t.refresh_agents for t in targets_for(mapping, "graph-client-secret")} == {False}
+    mapping_doc["secrets"][1]["refresh_agents"] = "sometimes"
+    with pytest.raises(ConfigurationError, match=r"secrets\[1\]\.refresh_agents"):
+        parse_mapping(mapping_doc, "LOCKSTEP_MAPPING")

@@ -94,6 +94,7 @@ ROW = st.fixed_dictionaries(
         "environments": st.lists(st.text(max_size=5), max_size=3),
         "rollout": JSON,
         "refresh_flows": JSON,
+        "refresh_agents": JSON,
     },
 )
 
