@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sync.models import FlowOutcome, Outcome, RunReport, TargetResult, Trigger
+from sync.models import AgentOutcome, FlowOutcome, Outcome, RunReport, TargetResult, Trigger
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 MAX_TARGET_ROWS = 40
@@ -63,10 +63,13 @@ def headline(report: RunReport) -> str:
 def _status(report: RunReport) -> dict[str, Any]:
     attention = sum(result.needs_attention for result in report.results)
     flows = _flows_needing_action(report)
+    agents = _agents_needing_action(report)
     detail = "everything is in sync" if not attention else f"{attention} target(s) need attention"
     if flows:
         detail += f", {len(flows)} flow(s) must be turned back on"
-    style = "attention" if report.failed or flows else "good"
+    if agents:
+        detail += f", {len(agents)} agent(s) must be published by hand"
+    style = "attention" if report.failed or flows or agents else "good"
     return {
         "type": "Container",
         "style": style,
@@ -102,6 +105,19 @@ def _flows_needing_action(report: RunReport) -> list[tuple[TargetResult, str, st
     ]
 
 
+def _agents_needing_action(report: RunReport) -> list[tuple[TargetResult, str, str]]:
+    """Agents left on the old value: a maker's unpublished changes, or a publish that failed."""
+    seen: set[tuple[str, str]] = set()  # one agent fed by several variables is named once
+    found = []
+    for result in report.results:
+        for agent in result.agents:
+            key = (result.environment, agent.id)
+            if agent.outcome in (AgentOutcome.NEEDS_ACTION, AgentOutcome.FAILED) and key not in seen:
+                seen.add(key)
+                found.append((result, agent.name, agent.reason))
+    return found
+
+
 def _attention(report: RunReport) -> list[dict[str, Any]]:
     """Failures first, each with what to do; flows a person must turn on, named."""
     items: list[dict[str, Any]] = []
@@ -120,18 +136,19 @@ def _attention(report: RunReport) -> list[dict[str, Any]]:
             f"{result.reason} — {WHAT_TO_DO[result.outcome]}" if result.reason else WHAT_TO_DO[result.outcome]
         )
         items.append(_text(detail, size="Small", spacing="None"))
-    flows = _flows_needing_action(report)
-    for result, name, reason in flows[:MAX_ATTENTION_ROWS]:
+    named = [("Flow", *item) for item in _flows_needing_action(report)]
+    named += [("Agent", *item) for item in _agents_needing_action(report)]
+    for what, result, name, reason in named[:MAX_ATTENTION_ROWS]:
         items.append(
             _text(
-                f'**Flow "{name}"** in {result.environment}: {reason}',
+                f'**{what} "{name}"** in {result.environment}: {reason}',
                 color="Attention",
                 size="Small",
                 spacing="Small",
             )
         )
     left_off = (
-        len(rows) + len(flows) - min(len(rows), MAX_ATTENTION_ROWS) - min(len(flows), MAX_ATTENTION_ROWS)
+        len(rows) + len(named) - min(len(rows), MAX_ATTENTION_ROWS) - min(len(named), MAX_ATTENTION_ROWS)
     )
     if left_off > 0:
         items.append(
@@ -144,7 +161,9 @@ def _attention(report: RunReport) -> list[dict[str, Any]]:
 
 def _flow_summary(result: TargetResult) -> str:
     refreshed = sum(flow.outcome is FlowOutcome.REFRESHED for flow in result.flows)
-    return f", {refreshed} flow{'s' if refreshed != 1 else ''} refreshed" if refreshed else ""
+    published = sum(agent.outcome is AgentOutcome.PUBLISHED for agent in result.agents)
+    summary = f", {refreshed} flow{'s' if refreshed != 1 else ''} refreshed" if refreshed else ""
+    return summary + (f", {published} agent{'s' if published != 1 else ''} published" if published else "")
 
 
 def _stages(report: RunReport) -> list[dict[str, Any]]:
