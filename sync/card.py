@@ -211,10 +211,12 @@ def build_expiry_card(
     targets: list[str],
     correlation_id: str,
     flows: dict[str, list[str]] | None = None,
+    agents: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """A heads-up for SecretNearExpiry / SecretExpired: nothing was written, someone must rotate.
 
-    `flows` maps "environment/env_var" to the names of the cloud flows that use it: what breaks.
+    `flows` and `agents` map "environment/env_var" to the names of the cloud flows and the
+    Copilot Studio agents that use it: what breaks.
     """
     expired = event_type.endswith("SecretExpired")
     title = f"⏰ Key Vault secret {secret} {'has expired' if expired else 'expires soon'}"
@@ -245,6 +247,14 @@ def build_expiry_card(
                 ],
             }
         )
+    if agents and any(agents.values()):
+        body.append(_text("Agents that will break", weight="Bolder", spacing="Medium"))
+        facts = [
+            {"title": target, "value": ", ".join(names[:10]) + (" …" if len(names) > 10 else "")}
+            for target, names in list(agents.items())[:20]
+            if names
+        ]
+        body.append({"type": "FactSet", "facts": facts})
     body.append(
         _text(
             "Rotate the secret in Key Vault; Lockstep copies the new version to these environments "

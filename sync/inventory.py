@@ -1,9 +1,10 @@
-"""Impact inventory: which cloud flows (and connections) each mapped variable feeds.
+"""Impact inventory: which cloud flows (and connections) and agents each mapped variable feeds.
 
 What a maker needs before a rotation, and what the near-expiry card names: "if this secret
 expires, these flows in these environments break". Reads only: per environment one bulk
 definitions read, one cloud-flow listing, one connection-reference listing, and one read per
-distinct flow owner. The shaping (`impacts`) is pure; `Inventory` does the reads.
+distinct flow owner, plus (with an agents client) one agent search per variable. The shaping
+(`impacts`) is pure; `Inventory` does the reads.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from sync.adapters.agents import AgentsClient
 from sync.adapters.dataverse import DataverseClient
 from sync.adapters.flows import Flow, FlowsClient
+from sync.agent_rules import Agent
 from sync.errors import LockstepError
 from sync.mapping import Environment
 from sync.models import Definition, Target
@@ -42,6 +45,7 @@ class VariableImpact(_Frozen):
     reason: str = ""
     flows: tuple[FlowUse, ...] = ()
     connection_references: tuple[dict[str, str], ...] = ()
+    agents: tuple[str, ...] = ()  # Copilot Studio agents whose topics use it, by name
 
 
 def impacts(
@@ -91,9 +95,12 @@ def impacts(
 
 
 class Inventory:
-    def __init__(self, dataverse: DataverseClient, flows: FlowsClient) -> None:
+    def __init__(
+        self, dataverse: DataverseClient, flows: FlowsClient, agents: AgentsClient | None = None
+    ) -> None:
         self._dataverse = dataverse
         self._flows = flows
+        self._agents = agents
 
     async def collect(self, targets: Sequence[Target]) -> list[VariableImpact]:
         """Every environment of `targets` concurrently; an unreadable one is rows in state error."""
@@ -112,6 +119,25 @@ class Inventory:
             for row in await self.collect(targets)
         }
 
+    async def agents_by_target(self, targets: Sequence[Target]) -> dict[str, list[str]]:
+        """'environment/env_var' -> names of the agents that use it (for the near-expiry card)."""
+        return {f"{row.environment}/{row.env_var}": list(row.agents) for row in await self.collect(targets)}
+
+    async def _agents_of(self, org: str, definitions: dict[str, Definition]) -> dict[str, tuple[str, ...]]:
+        if self._agents is None:
+            return {}
+        client = self._agents
+        names = sorted(definitions)
+
+        async def using(name: str) -> list[Agent]:
+            definition = definitions[name]
+            return await client.agents_using(org, definition.schema_name, definition.id)
+
+        found = await asyncio.gather(*(using(name) for name in names))
+        return {
+            name: tuple(agent.name for agent in agents) for name, agents in zip(names, found, strict=True)
+        }
+
     async def _environment(self, environment: Environment, targets: list[Target]) -> list[VariableImpact]:
         org = environment.url
         try:
@@ -125,6 +151,7 @@ class Inventory:
             names_of_owners = await asyncio.gather(
                 *(self._flows.user_name(org, owner) for owner in owner_ids)
             )
+            agents = await self._agents_of(org, definitions)
         except LockstepError as error:
             reason = scrub(str(error))
             return [
@@ -139,4 +166,15 @@ class Inventory:
                 for target in targets
             ]
         owners = dict(zip(owner_ids, names_of_owners, strict=True))
-        return impacts(environment, targets, definitions, flows, references, owners)
+        rows = impacts(environment, targets, definitions, flows, references, owners)
+        return [
+            row.model_copy(
+                update={
+                    "agents": agents.get(row.env_var.lower(), ()),
+                    "state": "in_use"
+                    if row.state == "unused" and agents.get(row.env_var.lower())
+                    else row.state,
+                }
+            )
+            for row in rows
+        ]

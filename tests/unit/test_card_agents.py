@@ -27,3 +27,20 @@ def test_agents_are_named_per_environment_and_once_each() -> None:
     assert lines.count(f'**Agent "Travel agent"** in dev: {UNPUBLISHED}') == 1
     assert "1 agent(s) must be published by hand" in body and card["body"][0]["style"] == "attention"
     assert "1 agent published" in body and "Sketch" not in body
+
+
+def test_near_expiry_names_the_agents_that_will_break() -> None:
+    from sync.card import build_expiry_card
+
+    card = valid(
+        build_expiry_card(
+            secret="sql-conn-password",
+            event_type="Microsoft.KeyVault.SecretNearExpiry",
+            expires="2026-12-01",
+            targets=["dev/contoso_Sql"],
+            correlation_id="cid",
+            agents={"dev/contoso_Sql": ["Help desk"], "prod/contoso_Sql": []},
+        )
+    )
+    body = text(card)
+    assert "Agents that will break" in body and "Help desk" in body and "prod/contoso_Sql" not in body
