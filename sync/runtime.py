@@ -26,9 +26,12 @@ from sync.adapters.keyvault import KeyVaultReader
 from sync.adapters.teams import TeamsNotifier
 from sync.engine import SyncEngine
 from sync.inventory import Inventory
+from sync.models import TargetKindName
 from sync.service import LockstepService
 from sync.settings import Settings, load_settings
 from sync.steps.flow_refresh import FlowRefresh
+from sync.targets.base import TargetKinds
+from sync.targets.env_vars import EnvVarTargets
 from sync.telemetry import get_logger, quiet_noisy_loggers
 from sync.tls import ssl_context
 
@@ -48,6 +51,8 @@ class Runtime:
     admin: PowerPlatformAdmin
     credential: DefaultAzureCredential
     inventory: Inventory
+    # Every kind of target, for the engine and for read-only inspection (plan, status).
+    kinds: dict[TargetKindName, TargetKinds]
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -98,7 +103,8 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
     flows_client = FlowsClient(dataverse)
     flows = FlowRefresh(flows_client, as_owner=settings.flow_activation_as_owner)
-    engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier, flows=flows)
+    kinds: dict[TargetKindName, TargetKinds] = {TargetKindName.ENV_VAR: EnvVarTargets(dataverse)}
+    engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier, flows=flows, kinds=kinds)
     inventory = Inventory(dataverse, flows_client)
     return Runtime(
         service=LockstepService(settings, engine, notifier, inventory),
@@ -108,6 +114,7 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
         dataverse=dataverse,
         admin=admin,
         credential=credential,
+        kinds=kinds,
         closers=[credential.close, http.aclose, secret_client.close],
     )
 
