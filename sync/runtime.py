@@ -20,6 +20,7 @@ from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 from sync.adapters.admin import PowerPlatformAdmin
+from sync.adapters.agents import AgentsClient
 from sync.adapters.dataverse import DataverseClient
 from sync.adapters.flows import FlowsClient
 from sync.adapters.keyvault import KeyVaultReader
@@ -29,6 +30,7 @@ from sync.inventory import Inventory
 from sync.models import TargetKindName
 from sync.service import LockstepService
 from sync.settings import Settings, load_settings
+from sync.steps.agent_refresh import AgentRefresh
 from sync.steps.flow_refresh import FlowRefresh
 from sync.targets.base import TargetKinds
 from sync.targets.env_vars import EnvVarTargets
@@ -104,8 +106,18 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
     flows_client = FlowsClient(dataverse)
     flows = FlowRefresh(flows_client, as_owner=settings.flow_activation_as_owner)
     kinds: dict[TargetKindName, TargetKinds] = {TargetKindName.ENV_VAR: EnvVarTargets(dataverse)}
-    engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier, flows=flows, kinds=kinds)
-    inventory = Inventory(dataverse, flows_client)
+    agents_client = AgentsClient(dataverse)
+    engine = SyncEngine(
+        settings.mapping,
+        secrets,
+        dataverse,
+        admin,
+        notifier,
+        flows=flows,
+        kinds=kinds,
+        consumers=[AgentRefresh(agents_client)],
+    )
+    inventory = Inventory(dataverse, flows_client, agents_client)
     return Runtime(
         service=LockstepService(settings, engine, notifier, inventory),
         inventory=inventory,
