@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from . import _flows
 from ._http import (
     JSON,
     check_bearer,
@@ -222,8 +223,6 @@ def _route(
         _require_method(method, "PATCH")
         assert body is not None
         return _update_value(env, request, row_id, body, base)
-    from . import _flows  # flows build on this module's helpers
-
     answer = _flows.route(env, request, segment, base, body)
     if answer is not None:
         return answer
