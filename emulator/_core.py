@@ -18,7 +18,8 @@ from . import _identity, _teams
 from ._diagnostics import Diagnostics
 from ._environment import Environment
 from ._listeners import LOOPBACK, Endpoints, Listeners
-from ._state import ADMIN_HOST, CRM_SUFFIX, EnvironmentState, State, VaultState
+from ._state import ADMIN_HOST, CRM_SUFFIX, POWER_PLATFORM_API_HOST, EnvironmentState, State, VaultState
+from ._tenant import Tenant
 from ._tls import LABEL
 from ._vault import KeyVault
 
@@ -26,8 +27,8 @@ NO_PROXY = "127.0.0.1,localhost"
 VAULT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
-class Emulator(Diagnostics):
-    """Loopback Key Vault, Dataverse, Power Platform admin API, managed identity and Teams webhook.
+class Emulator(Diagnostics, Tenant):
+    """Loopback Key Vault, Dataverse, Power Platform admin and connectivity APIs, managed identity, Teams.
 
     The public API is synchronous and thread-safe; the servers run on a private event loop in a
     background thread. State (vaults, environments, faults) may be set up before ``start()``.
@@ -88,6 +89,11 @@ class Emulator(Diagnostics):
     def admin_url(self) -> str:
         return f"https://{ADMIN_HOST}"
 
+    @property
+    def power_platform_api_url(self) -> str:
+        """The Power Platform API base (``POWER_PLATFORM_API_URL``); environments get hosts below it."""
+        return f"https://{POWER_PLATFORM_API_HOST}"
+
     def client_environment(self) -> dict[str, str]:
         """The standard variables that point azure-identity, the Azure SDK and httpx at the emulator."""
         ca = str(self.ca_cert_path)
@@ -101,6 +107,7 @@ class Emulator(Diagnostics):
             "IDENTITY_ENDPOINT": self.identity_endpoint,
             "IDENTITY_HEADER": self.identity_header,
             "POWER_PLATFORM_ADMIN_URL": self.admin_url,
+            "POWER_PLATFORM_API_URL": self.power_platform_api_url,
         }
 
     def add_ca_to_aiohttp_default_context(self) -> None:

@@ -23,6 +23,7 @@ from ._http import (
     take_fault,
 )
 from ._odata import (
+    CALLER,
     CODE_BAD_REQUEST,
     CODE_NOT_FOUND,
     CODE_QUERY,
@@ -179,6 +180,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
             if body is None:
                 raise ODataError(400, CODE_BAD_REQUEST, "The request body is not a JSON object.")
         with state.lock:
+            request[CALLER] = state.caller_of(request.headers.get("Authorization"))  # the token's oid
             env = state.environment_by_org(org)
             if env is None:
                 raise ODataError(404, CODE_NOT_FOUND, f"No organization is hosted at {host}.")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 
-from ._state import ConnectionReference, Definition, EnvironmentState, State, SystemUser, ValueRow, Workflow
+from ._environment_connections import ConnectionsMixin
+from ._state import ConnectionReference, Definition, EnvironmentState, State, ValueRow, Workflow
 
 STRING_TYPE = 100000000
 
 
-class Environment:
-    """A handle on one Power Platform environment: its admin-API entry and its Dataverse org."""
+class Environment(ConnectionsMixin):
+    """A handle on one Power Platform environment: admin-API entry, Dataverse org, connections."""
 
     def __init__(self, state: State, env: EnvironmentState) -> None:
         self._state = state
@@ -108,21 +109,22 @@ class Environment:
     def add_user(self, fullname: str) -> str:
         """A systemuser with an Entra object id; returns the systemuser id."""
         with self._state.lock:
-            user = SystemUser(id=str(uuid.uuid4()), fullname=fullname, azure_object_id=str(uuid.uuid4()))
-            self._env.systemusers[user.id] = user
-            return user.id
+            return self._env.add_systemuser(fullname).id
 
     def user_object_id(self, user_id: str) -> str:
         with self._state.lock:
             return self._env.systemusers[user_id].azure_object_id
 
-    def add_connection_reference(self, logical_name: str, connector: str = "shared_sql") -> str:
+    def add_connection_reference(
+        self, logical_name: str, connector: str = "shared_sql", connection_id: str | None = None
+    ) -> str:
+        """A connection reference bound to ``connection_id`` (a new, unknown id when omitted)."""
         with self._state.lock:
             ref = ConnectionReference(
                 id=str(uuid.uuid4()),
                 logical_name=logical_name,
                 connector_id=f"/providers/Microsoft.PowerApps/apis/{connector}",
-                connection_id=uuid.uuid4().hex,
+                connection_id=(connection_id or uuid.uuid4().hex).lower(),
             )
             self._env.connection_references[ref.id] = ref
             return ref.id

@@ -19,6 +19,8 @@ CODE_LENGTH = "0x80044331"
 CODE_UNAUTHORIZED = "0x80072560"
 CODE_METHOD = "0x80060889"
 CODE_PRIVILEGE = "0x80040220"
+# The object id behind the request's bearer token (set by _dataverse.handle; flows check shares with it).
+CALLER: web.RequestKey[str | None] = web.RequestKey("caller", object)  # type: ignore[arg-type]
 GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 
 
