@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from . import _flows
+from . import _bots
 from ._http import (
     JSON,
     check_bearer,
@@ -32,10 +32,12 @@ from ._odata import (
     _check_headers,
     _error,
     _guid,
+    _page_size,
     _query_options,
     _require_method,
     _response,
     _select,
+    _skip,
     etag,
 )
 from ._state import (
@@ -79,9 +81,7 @@ IN_FILTER = re.compile(
     r"\s*PropertyValues\s*=\s*\[((?:\s*'(?:[^']|'')*'\s*,)*\s*'(?:[^']|'')*'\s*)\]\s*\)\s*$"
 )
 IN_LITERAL = re.compile(LITERAL)
-MAX_PAGE_SIZE = 5000
 MAX_URL_LENGTH = 32768
-MAX_PAGE_SIZE_PREFERENCE = re.compile(r"(?:^|[,;]\s*)odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
 VALUE_KEY = re.compile(r"^environmentvariablevalues\((.*)\)$")
 EXPAND = re.compile(r"^([A-Za-z_]\w*)(?:\((.*)\))?$")
 
@@ -125,22 +125,6 @@ def _schema_filter(raw: str | None) -> set[str] | None:
         "Microsoft.Dynamics.CRM.In(PropertyName='schemaname',PropertyValues=['<literal>',...]), "
         "with any quote inside a literal doubled ('').",
     )
-
-
-def _page_size(request: web.Request) -> tuple[int, bool]:
-    """The page size and whether the client asked for it (`Prefer: odata.maxpagesize=N`)."""
-    match = MAX_PAGE_SIZE_PREFERENCE.search(request.headers.get("Prefer", ""))
-    if match is None:
-        return MAX_PAGE_SIZE, False
-    return max(1, min(int(match.group(1)), MAX_PAGE_SIZE)), True
-
-
-def _skip(raw: str | None) -> int:
-    if raw is None:
-        return 0
-    if not raw.isdigit():
-        raise ODataError(400, CODE_QUERY, "The $skiptoken is not one this server issued.")
-    return int(raw)
 
 
 def _definition_json(definition: Definition, columns: list[str]) -> dict[str, Any]:
@@ -225,6 +209,11 @@ def _route(
         _require_method(method, "PATCH")
         assert body is not None
         return _update_value(env, request, row_id, body, base)
+    answer = _bots.route(env, request, segment, base, body)
+    if answer is not None:
+        return answer
+    from . import _flows  # lazily: flows may build on this module's helpers
+
     answer = _flows.route(env, request, segment, base, body)
     if answer is not None:
         return answer

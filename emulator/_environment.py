@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 
+from ._environment_agents import AgentsMixin
 from ._environment_connections import ConnectionsMixin
 from ._state import ConnectionReference, Definition, EnvironmentState, State, ValueRow, Workflow
 
 STRING_TYPE = 100000000
 
 
-class Environment(ConnectionsMixin):
+class Environment(ConnectionsMixin, AgentsMixin):
     """A handle on one Power Platform environment: admin-API entry, Dataverse org, connections."""
 
     def __init__(self, state: State, env: EnvironmentState) -> None:
@@ -138,11 +139,13 @@ class Environment(ConnectionsMixin):
         owner: str | None = None,
         connections_shared: bool = True,
         connection_references: list[str] | None = None,
+        agent_flow: bool = False,
     ) -> str:
         """A cloud flow whose parameters name the environment variables in `uses`; returns its id.
 
         `owner` is a systemuser id (one is created when omitted). With `connections_shared=False`
-        the flow can be turned on only by its owner (or by impersonating them).
+        the flow can be turned on only by its owner (or by impersonating them). `agent_flow` makes it
+        a Copilot Studio agent flow (`modernflowtype` 1; still category 5).
         """
         owner_id = owner or self.add_user(f"Owner of {name}")
         parameters = {
@@ -174,6 +177,7 @@ class Environment(ConnectionsMixin):
                 statecode=1 if on else 0,
                 statuscode=2 if on else 1,
                 connections_shared=connections_shared,
+                modernflowtype=1 if agent_flow else 0,
             )
             self._env.workflows[flow.id] = flow
             return flow.id

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ._agents import BOTCOMPONENT_COMPONENT_TYPE
 from ._connections import Connection
 from ._odata import CALLER, GUID, ODataError, _guid, _query_options, _require_method, _response
 from ._state import EnvironmentState, Workflow
@@ -127,6 +128,7 @@ def _workflow_json(flow: Workflow) -> dict[str, Any]:
         "workflowid": flow.id,
         "name": flow.name,
         "category": flow.category,
+        "modernflowtype": flow.modernflowtype,
         "statecode": flow.statecode,
         "statuscode": flow.statuscode,
         "clientdata": flow.clientdata,
@@ -156,19 +158,29 @@ def _dependents(env: EnvironmentState, request: web.Request, base: str) -> web.R
     if options.get("@p2") != str(COMPONENT_DEFINITION):
         raise ODataError(400, "0x80040203", "The emulator answers dependencies of component type 380 only.")
     definition = env.definitions.get(object_id)
-    rows = []
+    rows: list[dict[str, Any]] = []
     if definition is not None:
+        schema = definition.schema_name.lower()
+        dependents = [
+            (flow.id, COMPONENT_WORKFLOW)
+            for flow in env.workflows.values()
+            if schema in schema_names_used(flow.clientdata)
+        ]
+        dependents += [
+            (component.id, BOTCOMPONENT_COMPONENT_TYPE)
+            for component in env.agents.components.values()
+            if schema in component.depends_on
+        ]
         rows = [
             {
-                "dependencyid": flow.id[:24] + definition.id[24:],
+                "dependencyid": dependent[:24] + definition.id[24:],
                 "dependencytype": 2,
-                "dependentcomponentobjectid": flow.id,
-                "dependentcomponenttype": COMPONENT_WORKFLOW,
+                "dependentcomponentobjectid": dependent,
+                "dependentcomponenttype": component_type,
                 "requiredcomponentobjectid": definition.id,
                 "requiredcomponenttype": COMPONENT_DEFINITION,
             }
-            for flow in env.workflows.values()
-            if definition.schema_name.lower() in schema_names_used(flow.clientdata)
+            for dependent, component_type in dependents
         ]
     return _response(200, {"@odata.context": f"{base}$metadata#dependencies", "value": rows})
 

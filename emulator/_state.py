@@ -14,8 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._agents import AgentsState
 from ._connections import AppRegistrationState, Connection
-from ._tokens import Token, unsigned_jwt
+from ._tokens import TOKEN_LIFETIME_SECONDS, Token, normalize_audience, unsigned_jwt
 
 log = logging.getLogger("emulator")
 
@@ -42,18 +43,9 @@ POWER_PLATFORM_API_AUDIENCE = f"https://{POWER_PLATFORM_API_HOST}"
 FAKE_TENANT_ID = "00000000-0000-0000-0000-000000000000"
 FAKE_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 FAKE_CLIENT_ID = "11111111-1111-1111-1111-111111111111"
-TOKEN_LIFETIME_SECONDS = 3600
 
 VALUE_MAX_LENGTH = 2000
 TYPE_SECRET = 100000005
-
-
-def normalize_audience(resource: str) -> str:
-    """``https://x/.default`` and ``https://x/`` both mean the audience ``https://x``."""
-    audience = resource.strip()
-    if audience.endswith("/.default"):
-        audience = audience[: -len("/.default")]
-    return audience.rstrip("/").lower()
 
 
 def dataverse_audience(org: str) -> str:
@@ -128,6 +120,7 @@ class Workflow:
     statecode: int = 1
     statuscode: int = 2
     category: int = 5
+    modernflowtype: int = 0  # 0 cloud flow, 1 agent flow (Copilot Studio)
     connections_shared: bool = True
     history: list[str] = field(default_factory=list)
 
@@ -167,6 +160,10 @@ class EnvironmentState:
     connections: dict[str, Connection] = field(default_factory=dict)  # connectivity API, keyed by id
     # Connectivity knob: list and read only the connections the caller owns or was given a share of.
     hide_unshared_connections: bool = False
+    agents: AgentsState = field(default_factory=AgentsState)  # bots, bot components, publishing
+    # RetrieveEnvironmentVariableSecretValue knobs: refused for application users; vault unreadable.
+    secret_retrieval_refused: bool = False
+    vault_unreadable: bool = False
     # Scripted failures: value writes refused (as a missing privilege), or accepted and undone.
     refuse_writes: bool = False
     revert_writes: bool = False

@@ -7,6 +7,16 @@ import json
 import secrets
 from dataclasses import dataclass
 
+TOKEN_LIFETIME_SECONDS = 3600
+
+
+def normalize_audience(resource: str) -> str:
+    """``https://x/.default`` and ``https://x/`` both mean the audience ``https://x``."""
+    audience = resource.strip()
+    if audience.endswith("/.default"):
+        audience = audience[: -len("/.default")]
+    return audience.rstrip("/").lower()
+
 
 @dataclass(slots=True)
 class Token:
