@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from . import _bots
+from . import _bots, _secret_values
 from ._http import (
     JSON,
     check_bearer,
@@ -168,7 +168,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
             env = state.environment_by_org(org)
             if env is None:
                 raise ODataError(404, CODE_NOT_FOUND, f"No organization is hosted at {host}.")
-            response = _route(env, request, segment, base, body)
+            response = _route(state, env, request, segment, base, body)
     except ODataError as error:
         response = _error(error)
     if fault is not None:  # drop_after: the request was applied; its answer is lost
@@ -177,7 +177,12 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
 
 
 def _route(
-    env: EnvironmentState, request: web.Request, segment: str, base: str, body: dict[str, Any] | None
+    state: State,
+    env: EnvironmentState,
+    request: web.Request,
+    segment: str,
+    base: str,
+    body: dict[str, Any] | None,
 ) -> web.Response:
     method = request.method
     if segment in ("WhoAmI", "WhoAmI()"):
@@ -192,6 +197,9 @@ def _route(
                 "OrganizationId": env.organization_id,
             },
         )
+    if segment == _secret_values.SEGMENT:
+        _require_method(method, "POST")
+        return _secret_values.retrieve(state, env, request, body, base)
     if segment == "environmentvariabledefinitions":
         _require_method(method, "GET")
         return _list_definitions(env, request, base)

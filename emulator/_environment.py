@@ -7,7 +7,8 @@ import uuid
 
 from ._environment_agents import AgentsMixin
 from ._environment_connections import ConnectionsMixin
-from ._state import ConnectionReference, Definition, EnvironmentState, State, ValueRow, Workflow
+from ._secret_values import reference
+from ._state import TYPE_SECRET, ConnectionReference, Definition, EnvironmentState, State, ValueRow, Workflow
 
 STRING_TYPE = 100000000
 
@@ -65,6 +66,22 @@ class Environment(ConnectionsMixin, AgentsMixin):
         )
         self._env.values[row.id] = row
         return row
+
+    def add_secret_reference(
+        self, schema_name: str, vault: str, secret: str, *, resource_group: str = "lockstep-demo"
+    ) -> str:
+        """A Secret-type definition whose value row references ``vault``/``secret``; returns its id."""
+        return self.add_definition(schema_name, TYPE_SECRET, reference(vault, secret, resource_group))
+
+    def refuse_secret_retrieval(self, refuse: bool = True) -> None:
+        """RetrieveEnvironmentVariableSecretValue answers 403 (a tenant that keeps it to flows)."""
+        with self._state.lock:
+            self._env.secret_retrieval_refused = refuse
+
+    def set_vault_unreadable(self, unreadable: bool = True) -> None:
+        """RetrieveEnvironmentVariableSecretValue answers 403 naming Key Vault access (no role granted)."""
+        with self._state.lock:
+            self._env.vault_unreadable = unreadable
 
     def definition_id(self, schema_name: str) -> str:
         with self._state.lock:
