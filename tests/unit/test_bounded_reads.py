@@ -198,3 +198,19 @@ async def test_a_flow_next_link_outside_the_organisation_is_refused() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         with pytest.raises(PermanentError, match="outside the organisation"):
             await flows_client(http).cloud_flows(ORG)
+
+
+@pytest.mark.parametrize("kind", ["self", "loop"])
+async def test_a_repeating_definitions_next_link_stops_at_the_first_repeat(kind: str) -> None:
+    calls: list[httpx.Request] = []
+    url = f"{API}/environmentvariabledefinitions"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        next_link = str(request.url) if kind == "self" else f"{url}?$skiptoken={1 if len(calls) % 2 else 2}"
+        return httpx.Response(200, json={"value": [], "@odata.nextLink": next_link})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        with pytest.raises(PermanentError, match="repeats an earlier page"):
+            await DataverseClient(http, FakeCredential(), FAST).get_definitions(ORG, ["contoso_A"])
+    assert len(calls) == (1 if kind == "self" else 3)  # was 100 requests before it stopped
