@@ -27,9 +27,11 @@ from ._proxy import ConnectProxy
 from ._state import (
     ADMIN_HOST,
     CRM_SUFFIX,
+    DOMAIN,
     FAULT_KINDS,
     FAULTABLE_SERVICES,
     MONITOR_HOST,
+    TEAMS_HOST,
     EnvironmentState,
     Fault,
     RecordedRequest,
@@ -43,6 +45,11 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 NO_PROXY = "127.0.0.1,localhost"
+# LOCKSTEP_ALLOWED_HOSTS for a Lockstep pointed here: the admin API and webhook hosts, and the
+# Power Platform API hosts (base and per-environment) the emulator answers for.
+ALLOWED_HOSTS = ",".join(
+    (ADMIN_HOST, TEAMS_HOST, f"api.powerplatform.{DOMAIN}", f"*.environment.api.powerplatform.{DOMAIN}")
+)
 STARTUP_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 15.0
 VAULT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -246,6 +253,8 @@ class Emulator:
             "IDENTITY_ENDPOINT": self.identity_endpoint,
             "IDENTITY_HEADER": self.identity_header,
             "POWER_PLATFORM_ADMIN_URL": self.admin_url,
+            # Lockstep accepts only Microsoft's hosts unless told otherwise: these are the emulator's.
+            "LOCKSTEP_ALLOWED_HOSTS": ALLOWED_HOSTS,
         }
 
     def add_ca_to_aiohttp_default_context(self) -> None:

@@ -73,6 +73,13 @@ def key_vault_transport() -> AioHttpTransport:
 def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtime:
     """Wires the adapters to the engine. Synchronous, so two first invocations cannot race."""
     quiet_noisy_loggers()
+    if settings.allowed_hosts:
+        log.warning(
+            "LOCKSTEP_ALLOWED_HOSTS allows hosts beyond the documented Power Platform and Teams "
+            "Workflows hosts (%s); in use: %s",
+            ", ".join(settings.allowed_hosts),
+            "; ".join(settings.overridden_hosts) or "none",
+        )
     credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
     http = httpx.AsyncClient(
         verify=ssl_context(),
