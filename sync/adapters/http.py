@@ -23,10 +23,18 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 
 from sync import deadline
-from sync.errors import TransientError
+from sync.errors import PermanentError, TransientError
 from sync.telemetry import throttled, tracer
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# The most Lockstep reads of one answer unless the call says otherwise (a page of 1,000 definitions
+# with 2,000-character values is under 9 MB). A larger body is refused while it streams in, so a
+# hostile or broken server cannot make the worker hold more than this per request.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+class ResponseTooLarge(PermanentError):
+    """The answer was larger than the call allows: refused unread (waiting does not shrink it)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,40 @@ def json_object(response: httpx.Response, service: str) -> dict[str, Any]:
     return body
 
 
+async def _read_bounded(response: httpx.Response, limit: int, service: str) -> httpx.Response:
+    """The response with its body read, or ResponseTooLarge as soon as more than `limit` bytes
+    (after content decoding, so a compressed bomb counts at its real size) have arrived."""
+
+    def too_large(size: str) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"{service} answered HTTP {response.status_code} with a body of {size}, more than the "
+            f"{limit} bytes Lockstep reads from one answer; the body was not read"
+        )
+
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(f"{int(declared)} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"more than {limit} bytes")
+        chunks.append(chunk)
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(chunks),
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
 def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, RetryableResponse | httpx.TransportError)
 
@@ -114,12 +156,15 @@ async def send_with_retry(
     *,
     policy: RetryPolicy,
     service: str,
+    max_body: int = MAX_BODY_BYTES,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Sends a request with retries; returns the final non-retryable response.
+    """Sends a request with retries; returns the final non-retryable response, its body read.
 
     Raises TransientError when retries are exhausted. `service` names the system in that message;
-    the URL is never included (a webhook URL carries its own credential).
+    the URL is never included (a webhook URL carries its own credential). The body is streamed
+    and refused (ResponseTooLarge) past `max_body` bytes; raise it only where larger answers are
+    legitimate and bounded by other means (e.g. a page size).
     """
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts) | _StopBeforeDeadline(),
@@ -147,7 +192,8 @@ async def send_with_retry(
                         "lockstep.attempt": attempt.retry_state.attempt_number,
                     },
                 ) as span:
-                    response = await client.request(method, url, timeout=timeout, **kwargs)
+                    async with client.stream(method, url, timeout=timeout, **kwargs) as streamed:
+                        response = await _read_bounded(streamed, max_body, service)
                     span.set_attribute("http.response.status_code", response.status_code)
                 if response.status_code == 429:
                     throttled.add(1, {"service": system})
