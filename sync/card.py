@@ -5,6 +5,10 @@ what needs attention first (failed, rolled back, held back, skipped targets, and
 must turn back on), each with what to do; then the outcomes stage by stage with the flows
 refreshed. Pure: built from a RunReport, which holds names and outcomes and never a value.
 
+Text others control (flow names, remote error messages and the reasons built from them) goes
+through `literal`: TextBlock and FactSet text is Markdown, and a flow named
+`[Re-authorise here](https://…)` must not become a link inside a card people trust.
+
 Adaptive Cards 1.4 (what Teams renders everywhere). Teams refuses messages over ~28 KB, so a big
 run is summarised: per-target rows only up to MAX_TARGET_ROWS, counts per stage beyond that,
 and at most MAX_ATTENTION_ROWS attention items (the log and `python -m sync status` have all).
@@ -12,6 +16,8 @@ and at most MAX_ATTENTION_ROWS attention items (the log and `python -m sync stat
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections import Counter
 from typing import Any
 
@@ -39,6 +45,30 @@ FLOWS_NOT_REFRESHED = (
     "Cloud flows keep the previous value until each is turned off and on again; flow refresh is "
     "off for some of these variables (refresh_flows: false), so turn their flows off and on."
 )
+
+
+# Markdown's active characters in the Adaptive Card subset and in Teams' renderers: backslash
+# escapes (CommonMark) keep them literal where escapes are honoured; where a client shows the
+# backslash (older Teams mobile) the syntax is still broken, never rendered.
+_ACTIVE = re.compile(r"([\\`*_\[\]<>~#|{}!])")
+_LIST_MARKER = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s)")
+# A zero-width space after ':' in '://' and after a '.' inside a name stops auto-linking of URLs
+# and bare domains (evil.example) and is invisible.
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=\.)(?=[0-9A-Za-z])|(?<=www)(?=\.)", re.IGNORECASE)
+ZWSP = "\u200b"
+
+
+def literal(text: str) -> str:
+    """Others' text as Markdown that renders it literally: one line, no control characters, every
+    Markdown token escaped, no auto-link."""
+    text = "".join(
+        " " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char
+        for char in text
+        if unicodedata.category(char) != "Cf" or char == ZWSP
+    )
+    text = _ACTIVE.sub(r"\\\1", text)
+    text = _LIST_MARKER.sub(lambda m: f"{m[1]}\\{m[2]}" if m[2] in "-+" else f"{m[1]}{m[2][:-1]}\\.", text)
+    return _AUTOLINK.sub(ZWSP, text)
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
@@ -117,14 +147,16 @@ def _attention(report: RunReport) -> list[dict[str, Any]]:
             )
         )
         detail = (
-            f"{result.reason} — {WHAT_TO_DO[result.outcome]}" if result.reason else WHAT_TO_DO[result.outcome]
+            f"{literal(result.reason)} — {WHAT_TO_DO[result.outcome]}"
+            if result.reason
+            else WHAT_TO_DO[result.outcome]
         )
         items.append(_text(detail, size="Small", spacing="None"))
     flows = _flows_needing_action(report)
     for result, name, reason in flows[:MAX_ATTENTION_ROWS]:
         items.append(
             _text(
-                f'**Flow "{name}"** in {result.environment}: {reason}',
+                f'**Flow "{literal(name)}"** in {result.environment}: {literal(reason)}',
                 color="Attention",
                 size="Small",
                 spacing="Small",
@@ -220,7 +252,11 @@ def build_expiry_card(
             {
                 "type": "FactSet",
                 "facts": [
-                    {"title": target, "value": ", ".join(names[:10]) + (" …" if len(names) > 10 else "")}
+                    {
+                        "title": target,
+                        "value": ", ".join(literal(name) for name in names[:10])
+                        + (" …" if len(names) > 10 else ""),
+                    }
                     for target, names in list(flows.items())[:20]
                     if names
                 ],

@@ -145,3 +145,74 @@ def test_big_reconcile_is_summarised_under_the_teams_limit(targets: int) -> None
     body = text(card)
     assert "…and 5 more" in body  # 30 failures, 25 listed
     assert "reconciled with failures" in body
+
+
+# Text others control renders literally (security review): Markdown in a flow name, a remote
+# message or a reason never becomes a link, emphasis or HTML in a card people trust.
+HOSTILE_FLOW = "[Re-authorise Lockstep here](https://evil.example)"
+HOSTILE_REASON = (
+    "Dataverse refused: **urgent** _now_ <a href='https://evil.example'>x</a> see www.evil.example"
+)
+
+
+def _card_texts(element: Any) -> list[str]:
+    """Every string a renderer treats as Markdown: TextBlock text and FactSet titles and values."""
+    if isinstance(element, list):
+        return [text for item in element for text in _card_texts(item)]
+    if not isinstance(element, dict):
+        return []
+    found = [element["text"]] if element.get("type") == "TextBlock" else []
+    if element.get("type") == "FactSet":
+        found += [part for fact in element["facts"] for part in (fact["title"], fact["value"])]
+    return found + [text for value in element.values() for text in _card_texts(value)]
+
+
+def _rendered(markdown: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").render(markdown)
+
+
+def _assert_literal(card: dict[str, Any], *originals: str) -> None:
+    import html
+    import re
+
+    visible = []
+    for markdown in _card_texts(card["body"]):
+        rendered = _rendered(markdown)
+        assert "<a " not in rendered, markdown
+        assert "://" not in markdown and "evil.example" not in markdown  # nothing left to auto-link
+        visible.append(html.unescape(re.sub(r"<[^>]+>", "", rendered)).replace("\u200b", ""))
+    shown = "\n".join(visible)
+    for original in originals:
+        assert original in shown, f"{original!r} is not shown literally"
+
+
+def test_a_flow_named_like_a_link_never_yields_a_link() -> None:
+    flows = (
+        FlowResult(id="f1", name=HOSTILE_FLOW, outcome=FlowOutcome.NEEDS_ACTION, reason=HOSTILE_REASON),
+        FlowResult(id="f2", name=HOSTILE_FLOW, outcome=FlowOutcome.REFRESHED),
+    )
+    card = valid(
+        build_card(
+            run(
+                target("dev", 1, Outcome.UPDATED, flows=flows),
+                target("uat", 2, Outcome.FAILED, HOSTILE_REASON),
+            )
+        )
+    )
+    _assert_literal(card, HOSTILE_FLOW, "**urgent** _now_ <a href='https")
+
+
+def test_the_expiry_card_shows_flow_names_literally() -> None:
+    card = valid(
+        build_expiry_card(
+            secret="sql-conn-password",
+            event_type="Microsoft.KeyVault.SecretExpired",
+            expires="2026-12-01 00:00 UTC",
+            targets=["dev/contoso_Secret"],
+            correlation_id="cid",
+            flows={"dev/contoso_Secret": [HOSTILE_FLOW, "**Payroll** #1"]},
+        )
+    )
+    _assert_literal(card, HOSTILE_FLOW, "**Payroll** #1")
