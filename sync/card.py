@@ -26,6 +26,7 @@ from sync.models import FlowOutcome, Outcome, RunReport, TargetResult, Trigger
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 MAX_TARGET_ROWS = 40
 MAX_ATTENTION_ROWS = 25
+MAX_FLOW_NAMES = 3  # refreshed flows named per target; the rest counted
 OUTCOME_COLOUR = {
     Outcome.UPDATED: "Good",
     Outcome.CREATED: "Good",
@@ -108,7 +109,10 @@ def _status(report: RunReport) -> dict[str, Any]:
 
 
 def _facts(report: RunReport) -> dict[str, Any]:
-    versions = [f"{s.secret}: {s.version}" for s in report.secrets[:5] if s.version]
+    if len(report.secrets) == 1:  # the Secret fact names it already
+        versions = [s.version for s in report.secrets if s.version]
+    else:
+        versions = [f"{s.secret}: {s.version}" for s in report.secrets[:5] if s.version]
     counts = ", ".join(f"{count} {outcome}" for outcome, count in report.counts().items() if count)
     facts = [
         {"title": "Secret", "value": ", ".join(s.secret for s in report.secrets[:5]) or "-"},
@@ -132,6 +136,16 @@ def _flows_needing_action(report: RunReport) -> list[tuple[TargetResult, str, st
     ]
 
 
+def _detail(result: TargetResult) -> str:
+    """The reason and what to do, each said once: a gate's reason (rolled back, held back) already
+    says what to do, a failure's reason says only what went wrong."""
+    if not result.reason:
+        return WHAT_TO_DO[result.outcome]
+    if result.outcome in (Outcome.ROLLED_BACK, Outcome.HELD_BACK):
+        return literal(result.reason)
+    return f"{literal(result.reason)} — {WHAT_TO_DO[result.outcome]}"
+
+
 def _attention(report: RunReport) -> list[dict[str, Any]]:
     """Failures first, each with what to do; flows a person must turn on, named."""
     items: list[dict[str, Any]] = []
@@ -146,12 +160,7 @@ def _attention(report: RunReport) -> list[dict[str, Any]]:
                 spacing="Medium",
             )
         )
-        detail = (
-            f"{literal(result.reason)} — {WHAT_TO_DO[result.outcome]}"
-            if result.reason
-            else WHAT_TO_DO[result.outcome]
-        )
-        items.append(_text(detail, size="Small", spacing="None"))
+        items.append(_text(_detail(result), size="Small", spacing="None"))
     flows = _flows_needing_action(report)
     for result, name, reason in flows[:MAX_ATTENTION_ROWS]:
         items.append(
@@ -175,8 +184,14 @@ def _attention(report: RunReport) -> list[dict[str, Any]]:
 
 
 def _flow_summary(result: TargetResult) -> str:
-    refreshed = sum(flow.outcome is FlowOutcome.REFRESHED for flow in result.flows)
-    return f", {refreshed} flow{'s' if refreshed != 1 else ''} refreshed" if refreshed else ""
+    """The refreshed flows by name (makers know flows by name), the first few and a count."""
+    names = [literal(flow.name) for flow in result.flows if flow.outcome is FlowOutcome.REFRESHED]
+    if not names:
+        return ""
+    shown = ", ".join(names[:MAX_FLOW_NAMES])
+    if len(names) > MAX_FLOW_NAMES:
+        shown += f" and {len(names) - MAX_FLOW_NAMES} more"
+    return f"; flow{'s' if len(names) != 1 else ''} refreshed: {shown}"
 
 
 def _stages(report: RunReport) -> list[dict[str, Any]]:
