@@ -19,11 +19,13 @@ import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from opentelemetry.trace import SpanKind
+from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
 from sync import deadline
 from sync.errors import PermanentError, TransientError
+from sync.redact import redact_remote, remote_code
 from sync.telemetry import throttled, tracer
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -239,13 +241,19 @@ class BearerTokenAuth(httpx.Auth):
         yield request
 
 
-def odata_error(response: httpx.Response) -> tuple[str, str]:
-    """(code, message) from an OData/ARM error body, tolerating bodies that are not JSON."""
+def odata_error(response: httpx.Response, *secrets: SecretStr | None) -> tuple[str, str]:
+    """(code, message) from an OData/ARM error body, tolerating bodies that are not JSON.
+
+    Both are the service's text, which may echo a value it was sent or held: the code is kept
+    only when it looks like one, the message is redacted (sync.redact.redact_remote) against
+    every value Lockstep holds and `secrets`.
+    """
     try:
         body = response.json()
     except ValueError:
-        return "", response.reason_phrase
+        return "", redact_remote(response.reason_phrase, *secrets)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return str(error.get("code", "")), str(error.get("message", ""))
-    return "", response.reason_phrase
+        code = remote_code(str(error.get("code", "")), *secrets)
+        return code, redact_remote(str(error.get("message", "")), *secrets)
+    return "", redact_remote(response.reason_phrase, *secrets)
