@@ -73,9 +73,10 @@ def key_vault_transport() -> AioHttpTransport:
 def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtime:
     """Wires the adapters to the engine. Synchronous, so two first invocations cannot race."""
     quiet_noisy_loggers()
+    verify = ssl_context()  # first: a trust store that cannot load is a ConfigurationError, nothing to close
     credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
     http = httpx.AsyncClient(
-        verify=ssl_context(),
+        verify=verify,
         headers={"User-Agent": USER_AGENT},
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         follow_redirects=False,

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from sync.errors import ConfigurationError
 from sync.mapping import GUID, Mapping, parse_mapping
+from sync.tls import trust_store_problems
 
 DEFAULT_ADMIN_URL = "https://api.bap.microsoft.com"
 VAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
@@ -117,6 +118,8 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
             "RECONCILE_SCHEDULE: must be a six-field NCRONTAB expression "
             "({second} {minute} {hour} {day} {month} {day-of-week}, e.g. '0 0 2 * * *')"
         )
+
+    problems.extend(trust_store_problems(environ))  # SSL_CERT_FILE / REQUESTS_CA_BUNDLE
 
     if problems or vault_base is None or vault_name is None or mapping is None or admin_url is None:
         raise ConfigurationError(problems)

@@ -58,6 +58,19 @@ def test_invalid_configuration_exits_3_naming_each_field_without_a_traceback(
     assert result.code == 3 and "Values.KEY_VAULT_URI: must be a string" in result.stderr
 
 
+def test_a_stale_trust_store_is_invalid_configuration_not_a_traceback(cli: Cli, tmp_path: Path) -> None:
+    """A local.settings.json outliving its emulator names a CA file that is gone."""
+    gone = str(tmp_path / "ca-of-a-stopped-emulator.pem")
+    stale = {**cli.settings, "SSL_CERT_FILE": gone, "REQUESTS_CA_BUNDLE": gone}
+    for command in ("validate", "plan", "doctor", "status"):
+        result = cli(command, settings=stale)
+        assert result.code == 3, result.text
+        assert f"SSL_CERT_FILE: cannot read the trust store {gone!r}" in result.stderr
+        assert "REQUESTS_CA_BUNDLE" in result.stderr and "Traceback" not in result.text
+    document = cli("validate", "--json", settings=stale).document
+    assert document["exit_code"] == 3 and len(document["problems"]) == 2
+
+
 def test_settings_file_is_read_like_core_tools(cli: Cli, tmp_path: Path) -> None:
     settings_file = tmp_path / "local.settings.json"
     settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": cli.settings}))
