@@ -14,6 +14,7 @@ from sync.cli.exit_codes import ExitCode
 from sync.cli.output import Output
 from sync.cli.session import CommandError, Options, configure_logging, load, run
 from sync.runtime import Runtime
+from sync.telemetry import correlation, new_correlation_id
 
 app = typer.Typer(
     name="lockstep",
@@ -82,12 +83,13 @@ def validate(settings: SettingsFile = None, json: Json = False, verbose: Verbose
     """Check the settings and the mapping without contacting anything; list every problem with its field."""
     output = Output("validate", as_json=json)
     configure_logging(verbose)
-    try:
-        loaded = load(Options(settings_file=settings, json=json, verbose=verbose, timeout=0))
-    except CommandError as error:
-        output.problems(error.problems, error.code)
-        _finish(error.code)
-    _finish(commands.validate(loaded, output))
+    with correlation(new_correlation_id()):
+        try:
+            loaded = load(Options(settings_file=settings, json=json, verbose=verbose, timeout=0))
+        except CommandError as error:
+            output.problems(error.problems, error.code)
+            _finish(error.code)
+        _finish(commands.validate(loaded, output))
 
 
 @app.command()

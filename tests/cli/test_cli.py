@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from emulator import Emulator
 from tests.cli.conftest import CLI_TIMEOUT, Cli
 
 REQUIRED_KEYS = {"secret", "environment", "env_var", "state"}
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def writes(emulator: Emulator) -> list[str]:
@@ -253,3 +255,33 @@ def test_unresolved_teams_reference_is_a_doctor_finding_and_sync_still_runs(
     assert synced.code == 0, synced.text
     assert synced.document["notification"] == "not configured"
     assert scenario.values(SQL_VAR)["prod"] == new
+
+
+def card_facts(post: dict[str, object]) -> dict[str, str]:
+    text = json.dumps(post)
+    return dict(re.findall(r'"title": "([^"]+)", "value": "([^"]*)"', text))
+
+
+def test_every_cli_run_has_one_correlation_id_everywhere(
+    cli: Cli, scenario: Scenario, emulator: Emulator
+) -> None:
+    """Logs, --json, the run header and the Teams card carry the same real id; never '-'."""
+    scenario.vault.set_secret(SQL_SECRET, canary("cli-correlated-"))
+    synced = cli("sync", SQL_SECRET, "--json", "-v")
+    assert synced.code == 0, synced.text
+    run_id = synced.document["correlation_id"]
+    assert UUID.match(run_id), run_id
+    logged = [line for line in synced.stderr.splitlines() if line.startswith("INFO sync.")]
+    assert logged and all(f"[{run_id}] " in line for line in logged), synced.stderr
+    assert "[-]" not in synced.stderr
+    assert card_facts(emulator.teams_posts[-1])["Correlation id"] == run_id
+
+    scenario.environments["dev"].set_value(GRAPH_VAR, canary("cli-drift-id-"))
+    human = cli("reconcile")
+    assert human.code == 0, human.text
+    header = re.search(r"Run (\S+) \(cli\)", human.stdout)
+    assert header is not None and UUID.match(header.group(1)), human.stdout
+    assert header.group(1) != run_id
+    assert card_facts(emulator.teams_posts[-1])["Correlation id"] == header.group(1)
+    for command in ("validate", "plan"):
+        assert UUID.match(cli(command, "--json").document["correlation_id"])
