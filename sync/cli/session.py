@@ -96,15 +96,22 @@ def load(options: Options) -> Settings:
 
 
 def check_names(
-    mapping: Mapping, secrets: Collection[str] | None, environments: Collection[str] | None
+    mapping: Mapping,
+    secrets: Collection[str] | None,
+    environments: Collection[str] | None,
+    spelled: str = "--secret",
 ) -> None:
-    """Arguments must name mapped secrets and environments: a typo must not look like 'in sync'."""
+    """Arguments must name mapped secrets and environments: a typo must not look like 'in sync'.
+
+    `spelled` is how the command line spells the secret (`sync` takes it as its SECRET
+    argument, not as --secret), so the message points at what the operator actually typed.
+    """
     problems = []
     known_secrets = set(mapping.secret_names())
     for name in secrets or ():
         if name not in known_secrets:
             problems.append(
-                f"--secret {name}: not in the mapping (mapped: {', '.join(sorted(known_secrets))})"
+                f"{spelled} {name}: not in the mapping (mapped: {', '.join(sorted(known_secrets))})"
             )
     known_environments = {environment.name for environment in mapping.environments}
     for name in environments or ():

@@ -107,7 +107,8 @@ def test_unknown_names_are_rejected_not_reported_in_sync(cli: Cli) -> None:
     result = cli("plan", "--secret", "no-such-secret")
     assert result.code == 3 and "--secret no-such-secret: not in the mapping" in result.stderr
     result = cli("sync", "no-such-secret")
-    assert result.code == 3
+    assert result.code == 3 and "SECRET no-such-secret: not in the mapping" in result.stderr
+    assert "--secret" not in result.stderr  # sync takes the secret as its argument, not as --secret
 
 
 def test_sync_one_secret_then_plan_is_clean(cli: Cli, scenario: Scenario, emulator: Emulator) -> None:
