@@ -30,7 +30,7 @@ runner = CliRunner()
 )
 def test_usage_errors_exit_3_with_clicks_message(args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
-    assert result.exit_code == ExitCode.INVALID_CONFIGURATION == 3, result.output
+    assert result.exit_code == int(ExitCode.INVALID_CONFIGURATION) == 3, result.output
     assert message in result.output
     assert "Traceback" not in result.output
 

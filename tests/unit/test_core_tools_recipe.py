@@ -13,7 +13,7 @@ import ast
 import re
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -129,7 +129,7 @@ def third_party_imports(path: Path) -> Iterator[tuple[str, int]]:
 
 
 @cache
-def top_level_owners() -> dict[str, list[str]]:
+def top_level_owners() -> Mapping[str, list[str]]:
     return metadata.packages_distributions()
 
 
