@@ -115,9 +115,10 @@ def build_runtime(
             ", ".join(settings.allowed_hosts),
             "; ".join(settings.overridden_hosts) or "none",
         )
+    verify = ssl_context()  # first: a trust store that cannot load is a ConfigurationError, nothing to close
     credential = make_credential(settings.azure_client_id, os.environ if environ is None else environ)
     http = httpx.AsyncClient(
-        verify=ssl_context(),
+        verify=verify,
         headers={"User-Agent": USER_AGENT},
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         follow_redirects=False,

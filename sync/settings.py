@@ -28,6 +28,7 @@ from sync.hosts import (
     parse_override,
 )
 from sync.mapping import GUID, Mapping, parse_mapping
+from sync.tls import trust_store_problems
 
 DEFAULT_ADMIN_URL = "https://api.bap.microsoft.com"
 DEFAULT_API_URL = "https://api.powerplatform.com"
@@ -138,6 +139,8 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
             "RECONCILE_SCHEDULE: must be a six-field NCRONTAB expression "
             "({second} {minute} {hour} {day} {month} {day-of-week}, e.g. '0 0 2 * * *')"
         )
+
+    problems.extend(trust_store_problems(environ))  # SSL_CERT_FILE / REQUESTS_CA_BUNDLE
 
     if (
         problems

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sync.cli.exit_codes import ExitCode
+from sync.telemetry import current_correlation_id
 
 STATE_STYLES = {
     "in_sync": "green",
@@ -90,9 +91,15 @@ class Output:
         return text
 
     def finish(self, code: ExitCode, targets: Sequence[dict[str, Any]], **fields: Any) -> ExitCode:
-        """Writes the JSON document (JSON mode) and returns the exit code."""
+        """Writes the JSON document (JSON mode), with the run's correlation id, and returns the exit code."""
         if self.as_json:
-            document = {"command": self.command, "exit_code": int(code), **fields, "targets": list(targets)}
+            document = {
+                "command": self.command,
+                "exit_code": int(code),
+                "correlation_id": current_correlation_id(),
+                **fields,
+                "targets": list(targets),
+            }
             sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
         return code
 
