@@ -20,6 +20,7 @@ from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 from sync.adapters.admin import PowerPlatformAdmin
+from sync.adapters.connections import ConnectivityClient
 from sync.adapters.dataverse import DataverseClient
 from sync.adapters.flows import FlowsClient
 from sync.adapters.keyvault import KeyVaultReader
@@ -97,7 +98,8 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
     dataverse = DataverseClient(http, credential)
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
     flows_client = FlowsClient(dataverse)
-    flows = FlowRefresh(flows_client, as_owner=settings.flow_activation_as_owner)
+    connectivity = ConnectivityClient(http, credential, settings.power_platform_api_url)
+    flows = FlowRefresh(flows_client, connections=connectivity, as_owner=settings.flow_activation_as_owner)
     engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier, flows=flows)
     inventory = Inventory(dataverse, flows_client)
     return Runtime(

@@ -20,6 +20,7 @@ from sync.errors import ConfigurationError
 from sync.mapping import GUID, Mapping, parse_mapping
 
 DEFAULT_ADMIN_URL = "https://api.bap.microsoft.com"
+DEFAULT_POWER_PLATFORM_API_URL = "https://api.powerplatform.com"
 VAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
 CLIENT_ID = re.compile(rf"^{GUID}$")
 
@@ -38,6 +39,8 @@ class Settings:
     flow_activation_as_owner: bool = False
     # Why notifications are off although TEAMS_WEBHOOK_URL is set (never the value itself).
     teams_webhook_problem: str | None = None
+    # Power Platform API (connections); environments get their own hosts under it.
+    power_platform_api_url: str = DEFAULT_POWER_PLATFORM_API_URL
 
 
 def _https_base(value: str, name: str, problems: list[str]) -> str | None:
@@ -107,6 +110,12 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
         problems,
     )
 
+    api_url = _https_base(
+        environ.get("POWER_PLATFORM_API_URL", "").strip() or DEFAULT_POWER_PLATFORM_API_URL,
+        "POWER_PLATFORM_API_URL",
+        problems,
+    )
+
     client_id = environ.get("AZURE_CLIENT_ID", "").strip() or None
     if client_id and not CLIENT_ID.match(client_id):
         problems.append("AZURE_CLIENT_ID: must be the managed identity's client id (a GUID)")
@@ -118,7 +127,14 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
             "({second} {minute} {hour} {day} {month} {day-of-week}, e.g. '0 0 2 * * *')"
         )
 
-    if problems or vault_base is None or vault_name is None or mapping is None or admin_url is None:
+    if (
+        problems
+        or vault_base is None
+        or vault_name is None
+        or mapping is None
+        or admin_url is None
+        or api_url is None
+    ):
         raise ConfigurationError(problems)
     return Settings(
         key_vault_uri=vault_base + "/",
@@ -129,6 +145,7 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
         azure_client_id=client_id,
         flow_activation_as_owner=as_owner,
         teams_webhook_problem=webhook_problem,
+        power_platform_api_url=api_url,
     )
 
 

@@ -136,3 +136,11 @@ def test_local_settings_sample_is_complete_and_valid() -> None:
     settings = load_settings(values)
     assert settings.vault_name == "contoso-lockstep"
     assert [e.name for e in settings.mapping.environments] == ["dev", "test", "prod"]
+
+
+def test_power_platform_api_url(environ: dict[str, str]) -> None:
+    assert load_settings(environ).power_platform_api_url == "https://api.powerplatform.com"
+    environ["POWER_PLATFORM_API_URL"] = "https://API.gov.powerplatform.microsoft.us/"
+    assert load_settings(environ).power_platform_api_url == "https://api.gov.powerplatform.microsoft.us"
+    environ["POWER_PLATFORM_API_URL"] = "http://api.powerplatform.com"
+    assert problems(environ) == ["POWER_PLATFORM_API_URL: must be an https:// URL"]
