@@ -1,47 +1,53 @@
 """The sync engine: read each secret once, then roll each mapping row out stage by stage.
 
+It never knows what kind of target it drives: environment variables, connections and Key Vault
+references each implement sync.targets.base.TargetKind, and what reads a value (cloud flows,
+agents) plugs in as a Consumer refreshed after a stage keeps it.
+
 Stages run in order (dev before test before prod) so the first environments to hold a new value
 are the ones that matter least; targets within a stage run concurrently, bounded per environment
 to stay far below Dataverse's 52-concurrent-requests-per-user limit. After each stage of a row the
 gate (sync.rollout) decides: next stage, hold back, or roll the stage back (sync.steps.rollback).
 Rows are independent: one row's failure never holds back another.
 
-The steps themselves live in sync.steps (readiness, prefetch, upsert, verify, rollback,
-flow_refresh, notify);
-this module only orders them, bounds them in time and concurrency, and turns errors into results.
+The steps themselves live in sync.steps (readiness, apply, rollback, consumers, notify); this
+module only orders them, bounds them in time and concurrency, and turns errors into results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
 from sync.deadline import within_budget
-from sync.errors import LockstepError, PermanentError, TransientError
+from sync.errors import LockstepError, NeedsActionError, PermanentError, TransientError
 from sync.mapping import Mapping
 from sync.models import (
-    Definition,
     Outcome,
     RunReport,
     SecretReport,
     SecretSnapshot,
     Target,
+    TargetKindName,
     TargetResult,
     Trigger,
 )
 from sync.plan import by_stage, targets_for
 from sync.redact import scrub
 from sync.rollout import Gate, StageVerdict, held_back, judge_stage
+from sync.steps.apply import apply
+from sync.steps.consumers import FlowsConsumer, refresh_consumers
 from sync.steps.context import ResultCallback, RunContext
-from sync.steps.flow_refresh import FlowRefresher, refresh_changed
+from sync.steps.expand import expand_stage
+from sync.steps.flow_refresh import FlowRefresher
 from sync.steps.notify import Notifier, notify
-from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefetch, NotPrefetched
 from sync.steps.readiness import EnvironmentDirectory, Preparable, ReadinessChecks
 from sync.steps.rollback import roll_back_stage
-from sync.steps.upsert import Change, EnvironmentValues, upsert
+from sync.targets.base import Change, Consumer, TargetKind, TargetKinds
+from sync.targets.env_vars import EnvironmentValues, EnvVarTargets
 from sync.telemetry import current_correlation_id, get_logger, record_result, run_duration, tracer
 
 log = get_logger(__name__)
@@ -65,15 +71,22 @@ class SyncEngine:
         max_concurrency: int = 8,
         secret_concurrency: int = 16,
         flows: FlowRefresher | None = None,
+        kinds: dict[TargetKindName, TargetKinds] | None = None,
+        consumers: Sequence[Consumer] = (),
     ) -> None:
+        """`values` is the environment-variable kind's Dataverse client; `kinds` adds (or replaces)
+        other kinds; `flows` and `consumers` refresh what reads a changed value."""
         self._mapping = mapping
         self._secrets = secrets
         self._values = values
+        self._kinds: dict[TargetKindName, TargetKinds] = {TargetKindName.ENV_VAR: EnvVarTargets(values)}
+        self._kinds.update(kinds or {})
         self._directory = directory
         self._notifier = notifier
         self._max_concurrency = max_concurrency
         self._secret_concurrency = secret_concurrency
-        self._flows = flows
+        self._consumers: list[Consumer] = [FlowsConsumer(flows)] if flows is not None else []
+        self._consumers.extend(consumers)
 
     async def sync_secrets(
         self,
@@ -96,7 +109,7 @@ class SyncEngine:
             readiness=ReadinessChecks(
                 self._directory, self._values.prepare if isinstance(self._values, Preparable) else None
             ),
-            prefetch=self._prefetch(names, environments) if prefetch else None,
+            kinds=self._open_kinds(names, environments, bulk=prefetch),
             environments=environments,
             on_result=on_result,
             per_environment=self._max_concurrency,
@@ -142,14 +155,18 @@ class SyncEngine:
             return targets
         return [target for target in targets if target.environment.name in environments]
 
-    def _prefetch(self, names: list[str], environments: Collection[str] | None) -> DefinitionPrefetch | None:
-        if not isinstance(self._values, BulkDefinitions):
-            return None
-        names_by_environment: dict[str, list[str]] = {}
+    def _open_kinds(
+        self, names: list[str], environments: Collection[str] | None, *, bulk: bool
+    ) -> dict[TargetKindName, TargetKind]:
+        """Each kind opened for this run with every target of its kind (the reconcile's bulk reads)."""
+        by_kind: dict[TargetKindName, list[Target]] = {kind: [] for kind in self._kinds}
         for name in names:
             for target in self._targets(name, environments):
-                names_by_environment.setdefault(target.environment.url, []).append(target.env_var)
-        return DefinitionPrefetch(self._values, names_by_environment)
+                by_kind.setdefault(target.kind, []).append(target)
+        missing = sorted(kind for kind, targets in by_kind.items() if targets and kind not in self._kinds)
+        if missing:
+            raise AssertionError(f"no target kind wired in for {', '.join(missing)}")
+        return {kind: self._kinds[kind].open(by_kind[kind], bulk=bulk) for kind in self._kinds}
 
     async def _sync_secret(self, name: str, run: RunContext) -> SecretReport:
         targets = self._targets(name, run.environments)
@@ -163,7 +180,9 @@ class SyncEngine:
                 retryable = isinstance(error, TransientError)
                 log.error("secret %s: cannot read it from Key Vault: %s", name, error)
                 failures = tuple(
-                    self._result(target, Outcome.FAILED, f"Key Vault: {error}", retryable, 0.0, run)
+                    self._report(
+                        TargetResult.of(target, Outcome.FAILED, f"Key Vault: {error}", retryable), run
+                    )
                     for target in targets
                 )
                 return SecretReport(secret=name, version=None, results=failures)
@@ -181,45 +200,50 @@ class SyncEngine:
     ) -> list[TargetResult]:
         """One mapping row, stage by stage, with the staged-rollout gate after each stage.
 
-        A stage that keeps the new value has its flows refreshed while the next stage runs:
-        refresh never changes the gate, so it stays off the rotation's critical path.
+        A stage that keeps the new value has its consumers (flows, agents) refreshed while the
+        next stage runs: refresh never changes the gate, so it stays off the critical path.
         """
         results: list[TargetResult] = []
-        refreshing: list[asyncio.Task[list[tuple[TargetResult, Change | None]]]] = []
+        refreshing: list[asyncio.Task[list[TargetResult]]] = []
         stopped: StageVerdict | None = None
-        for stage, stage_targets in by_stage(targets):
+        label = targets[0].label
+        for stage, mapped in by_stage(targets):
             if stopped is not None:
                 retryable = stopped.gate is Gate.HOLD
-                results.extend(self._held_back(t, stopped.reason, retryable, run) for t in stage_targets)
+                results.extend(self._report(held_back(t, stopped.reason, retryable), run) for t in mapped)
                 continue
             with tracer.start_as_current_span(
-                "lockstep.stage", attributes={"lockstep.stage": stage, "lockstep.env_var": targets[0].env_var}
+                "lockstep.stage", attributes={"lockstep.stage": stage, "lockstep.env_var": label}
             ) as span:
+                stage_targets, unexpanded = await expand_stage(mapped, snapshot, run)
                 outcomes = await asyncio.gather(*(self._sync_target(t, snapshot, run) for t in stage_targets))
-                verdict = judge_stage(targets[0].rollout, stage, [result for result, _ in outcomes])
-                span.set_attribute("lockstep.gate", verdict.gate.value)
-            if verdict.gate is Gate.ROLL_BACK:
-                undone = await roll_back_stage(
-                    self._values, outcomes, stage_targets, verdict.reason, snapshot, run
+                verdict = judge_stage(
+                    targets[0].rollout, stage, [result for result, _ in outcomes] + unexpanded
                 )
+                span.set_attribute("lockstep.gate", verdict.gate.value)
+            results.extend(self._report(result, run) for result in unexpanded)
+            if verdict.gate is Gate.ROLL_BACK:
+                undone = await roll_back_stage(outcomes, stage_targets, verdict.reason, snapshot, run)
                 results.extend(self._report(result, run) for result in undone)
-            else:  # the new value stays in this stage: its flows must pick it up
-                refreshing.append(asyncio.create_task(refresh_changed(self._flows, outcomes, stage_targets)))
+            else:  # the new value stays in this stage: what reads it must pick it up
+                refreshing.append(
+                    asyncio.create_task(refresh_consumers(self._consumers, outcomes, stage_targets))
+                )
             if verdict.gate is not Gate.PROCEED:
                 stopped = verdict
-                log.warning("secret %s → %s: %s", snapshot.name, targets[0].env_var, verdict.reason)
+                log.warning("secret %s → %s: %s", snapshot.name, label, verdict.reason)
         for refreshed in await asyncio.gather(*refreshing):
-            results.extend(self._report(result, run) for result, _ in refreshed)
+            results.extend(self._report(result, run) for result in refreshed)
         return results
 
     async def _sync_target(
         self, target: Target, snapshot: SecretSnapshot, run: RunContext
     ) -> tuple[TargetResult, Change | None]:
-        """Readiness → (prefetched) read → write → verify for one target; never raises."""
+        """Readiness → read → decide → write → verify for one target; never raises."""
         started = time.perf_counter()
         attributes = {
             "lockstep.environment": target.environment.name,
-            "lockstep.env_var": target.env_var,
+            "lockstep.env_var": target.label,
             "lockstep.secret.name": snapshot.name,
         }
         change: Change | None = None
@@ -230,6 +254,8 @@ class SyncEngine:
                 retryable = change is None
             except TransientError as error:
                 outcome, reason, retryable = Outcome.FAILED, str(error), True
+            except NeedsActionError as error:
+                outcome, reason, retryable = Outcome.NEEDS_ACTION, str(error), False
             except PermanentError as error:
                 outcome, reason, retryable = Outcome.FAILED, str(error), False
             # A bug or an unforeseen reply: report it and keep the other targets going.
@@ -241,24 +267,19 @@ class SyncEngine:
                 )
             reason = scrub(reason, snapshot.value)
             span.set_attributes({"lockstep.outcome": outcome.value, "lockstep.reason": reason})
-            result = target_result(target, outcome, reason, retryable, time.perf_counter() - started)
+            result = TargetResult.of(target, outcome, reason, retryable, time.perf_counter() - started)
         return result, change
 
     async def _run_steps(
         self, target: Target, snapshot: SecretSnapshot, run: RunContext
     ) -> tuple[Change | None, str]:
-        """(the change, "") or (None, why the environment is not ready yet)."""
+        """(the change and what it says, or None and why the environment is not ready yet)."""
         not_ready = await run.readiness.not_ready_reason(target.environment)
         if not_ready:
             return None, not_ready
-        first_read: Definition | NotPrefetched | None = NOT_PREFETCHED
-        if run.prefetch is not None:
-            first_read = await run.prefetch.definition(target.environment, target.env_var)
         async with run.limiter(target.environment.id):
-            return await upsert(self._values, target, snapshot, first_read), ""
-
-    def _held_back(self, target: Target, reason: str, retryable: bool, run: RunContext) -> TargetResult:
-        return self._report(held_back(target, reason, retryable), run)
+            change = await apply(run.kind(target), target, snapshot)
+        return change, change.reason
 
     def _report(self, result: TargetResult, run: RunContext) -> TargetResult:
         """Counts, logs and announces one final target result."""
@@ -267,7 +288,7 @@ class SyncEngine:
         log_at(
             "%s/%s: %s%s (%.0f ms)",
             result.environment,
-            result.env_var,
+            result.label,
             result.outcome.value,
             f": {result.reason}" if result.reason else "",
             result.duration_ms,
@@ -275,22 +296,3 @@ class SyncEngine:
         if run.on_result is not None:
             run.on_result(result)
         return result
-
-    def _result(
-        self, target: Target, outcome: Outcome, reason: str, retryable: bool, seconds: float, run: RunContext
-    ) -> TargetResult:
-        return self._report(target_result(target, outcome, reason, retryable, seconds), run)
-
-
-def target_result(
-    target: Target, outcome: Outcome, reason: str, retryable: bool, seconds: float
-) -> TargetResult:
-    return TargetResult(
-        environment=target.environment.name,
-        stage=target.environment.stage,
-        env_var=target.env_var,
-        outcome=outcome,
-        reason=reason,
-        retryable=retryable,
-        duration_ms=round(seconds * 1000, 1),
-    )

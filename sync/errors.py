@@ -38,6 +38,11 @@ class PermanentError(LockstepError):
     """A failure retrying cannot fix: missing definition, wrong definition type, forbidden."""
 
 
+class NeedsActionError(PermanentError):
+    """Lockstep is not allowed to change this target (a connection not shared with it): a person
+    must act. Reported as `needs_action`; it neither rolls a stage back nor holds later ones."""
+
+
 class SyncIncompleteError(TransientError):
     """Raised by the event path so Event Grid redelivers when a target failed transiently."""
 

@@ -1,9 +1,10 @@
 """Read-only inspection of every mapped target: what a sync would do, without doing it.
 
-The CLI's `plan`, `status` and `reconcile --dry-run` stand on this. It uses the same adapters
-and the same planning function (`sync.plan.plan_write`) as the engine, so a plan can never
-disagree with what a sync then does, and it reads exactly like the reconcile: each secret once,
-definitions in bulk per environment, environments concurrently, each environment bounded in time.
+The CLI's `plan`, `status` and `reconcile --dry-run` stand on this. It asks each target's kind
+(sync.targets) the same `read` and `decide` the engine writes with, so a plan can never disagree
+with what a sync then does, and it reads exactly like the reconcile: each secret once, each kind
+opened for bulk reads (definitions in bulk per environment), environments concurrently, each
+environment bounded in time.
 Nothing here writes, and no value leaves memory: a target's state is a word, not a diff.
 """
 
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Sequence
+from collections.abc import Mapping as KeyedBy
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -20,22 +21,20 @@ from pydantic import BaseModel, ConfigDict
 from sync.deadline import time_budget, within_budget
 from sync.errors import LockstepError, PermanentError
 from sync.mapping import Environment, Mapping
-from sync.models import Definition, EnvironmentStatus, SecretSnapshot, Target
-from sync.plan import Create, NoChange, Refuse, Update, plan_write, readiness_problem, targets_for
+from sync.models import (
+    ConnectionTarget,
+    Definition,
+    EnvironmentStatus,
+    SecretSnapshot,
+    Target,
+    TargetKindName,
+)
+from sync.plan import readiness_problem, targets_for
 from sync.redact import scrub
+from sync.targets import env_vars
+from sync.targets.base import Decision, TargetKind, TargetKinds, TargetState
 
 SECRET_READS_AT_ONCE = 16
-
-
-class TargetState(StrEnum):
-    """Where one target stands against its secret's current version."""
-
-    IN_SYNC = "in_sync"
-    DIFFERS = "differs"  # a value row holds something else: a sync would update it
-    MISSING_VALUE = "missing_value"  # the definition has no value row: a sync would create one
-    MISSING_DEFINITION = "missing_definition"  # nothing to write to: a maker must add it
-    REFUSED = "refused"  # a sync would refuse to write here (type, length, readiness, URL)
-    ERROR = "error"  # could not be inspected (unreachable, access denied, secret unreadable)
 
 
 PENDING = frozenset({TargetState.DIFFERS, TargetState.MISSING_VALUE})
@@ -53,6 +52,8 @@ class TargetInspection(_Frozen):
     env_var: str
     state: TargetState
     reason: str = ""
+    kind: TargetKindName = TargetKindName.ENV_VAR
+    connection: ConnectionTarget | None = None
 
 
 class SecretInspection(_Frozen):
@@ -83,10 +84,6 @@ class SecretReader(Protocol):
     async def get_current(self, name: str) -> SecretSnapshot: ...
 
 
-class DefinitionReader(Protocol):
-    async def get_definitions(self, org_url: str, schema_names: Sequence[str]) -> dict[str, Definition]: ...
-
-
 class EnvironmentReader(Protocol):
     async def get_environment(self, environment_id: str) -> EnvironmentStatus: ...
 
@@ -94,20 +91,13 @@ class EnvironmentReader(Protocol):
 def classify(
     definition: Definition | None, env_var: str, snapshot: SecretSnapshot
 ) -> tuple[TargetState, str]:
-    """The state of one target, decided by the same planner the engine writes with."""
-    action = plan_write(definition, env_var, snapshot.value)
-    match action:
-        case NoChange():
-            return TargetState.IN_SYNC, ""
-        case Update():
-            return TargetState.DIFFERS, "holds a value other than the secret's current version"
-        case Create():
-            return TargetState.MISSING_VALUE, "the definition has no value row yet"
-        case Refuse(reason=reason) if definition is None:
-            return TargetState.MISSING_DEFINITION, reason
-        case Refuse(reason=reason):
-            return TargetState.REFUSED, reason
-    raise AssertionError(f"unplanned action {action!r}")  # pragma: no cover
+    """An environment variable's state, decided by the same planner the engine writes with."""
+    return state_of(env_vars.decide(definition, env_var, snapshot))
+
+
+def state_of(decision: Decision) -> tuple[TargetState, str]:
+    """What a kind's decision means for `plan` and `status`."""
+    return decision.state, decision.reason
 
 
 def select_targets(
@@ -129,19 +119,36 @@ class Inspector:
     def __init__(
         self,
         secrets: SecretReader,
-        definitions: DefinitionReader,
+        kinds: KeyedBy[TargetKindName, TargetKinds],
         directory: EnvironmentReader,
         *,
         timeout: float = 60.0,
     ) -> None:
         self._secrets = secrets
-        self._definitions = definitions
+        self._kinds = kinds
         self._directory = directory
         self._timeout = timeout
 
     async def inspect(self, targets: Sequence[Target]) -> Inspection:
         names = list(dict.fromkeys(target.secret for target in targets))
         snapshots = await self._read_secrets(names)
+        opened = {
+            kind: factory.open([t for t in targets if t.kind is kind], bulk=True)
+            for kind, factory in self._kinds.items()
+        }
+        try:
+            return await self._inspect(targets, snapshots, opened)
+        finally:
+            for kind in opened.values():
+                kind.close()
+
+    async def _inspect(
+        self,
+        targets: Sequence[Target],
+        snapshots: dict[str, SecretSnapshot | LockstepError],
+        kinds: KeyedBy[TargetKindName, TargetKind],
+    ) -> Inspection:
+        names = list(dict.fromkeys(target.secret for target in targets))
         by_environment: dict[str, list[Target]] = {}
         environments: dict[str, Environment] = {}
         for target in targets:
@@ -149,7 +156,7 @@ class Inspector:
             environments[target.environment.name] = target.environment
         inspected = await asyncio.gather(
             *(
-                self._inspect_environment(environments[name], group, snapshots)
+                self._inspect_environment(environments[name], group, snapshots, kinds)
                 for name, group in by_environment.items()
             )
         )
@@ -157,7 +164,7 @@ class Inspector:
         flat = sorted((pair for group in inspected for pair in group), key=lambda pair: order[id(pair[0])])
         return Inspection(
             secrets=tuple(_secret_inspection(name, snapshots[name]) for name in names),
-            targets=tuple(result for _, result in flat),
+            targets=tuple(result for _, results in flat for result in results),
         )
 
     async def _read_secrets(self, names: list[str]) -> dict[str, SecretSnapshot | LockstepError]:
@@ -179,32 +186,53 @@ class Inspector:
         environment: Environment,
         targets: list[Target],
         snapshots: dict[str, SecretSnapshot | LockstepError],
-    ) -> list[tuple[Target, TargetInspection]]:
+        kinds: KeyedBy[TargetKindName, TargetKind],
+    ) -> list[tuple[Target, list[TargetInspection]]]:
         try:
             with time_budget(self._timeout):
-                definitions = await within_budget(self._read_environment(environment, targets))
+                return await within_budget(self._read_environment(environment, targets, snapshots, kinds))
         except LockstepError as error:
             state = TargetState.REFUSED if isinstance(error, _NotReady) else TargetState.ERROR
-            return [(target, _result(target, state, scrub(str(error)))) for target in targets]
-        results = []
-        for target in targets:
-            snapshot = snapshots[target.secret]
-            if isinstance(snapshot, LockstepError):
-                state, reason = TargetState.ERROR, f"secret not readable: {scrub(str(snapshot))}"
-            else:
-                state, reason = classify(definitions.get(target.env_var.lower()), target.env_var, snapshot)
-            results.append((target, _result(target, state, reason)))
-        return results
+            return [(target, [_result(target, state, scrub(str(error)))]) for target in targets]
 
     async def _read_environment(
-        self, environment: Environment, targets: list[Target]
-    ) -> dict[str, Definition]:
+        self,
+        environment: Environment,
+        targets: list[Target],
+        snapshots: dict[str, SecretSnapshot | LockstepError],
+        kinds: KeyedBy[TargetKindName, TargetKind],
+    ) -> list[tuple[Target, list[TargetInspection]]]:
         status = await self._directory.get_environment(environment.id)
         problem = readiness_problem(status, environment)
         if problem is not None:
             raise _NotReady(problem[0])
-        names = list(dict.fromkeys(target.env_var for target in targets))
-        return await self._definitions.get_definitions(environment.url, names)
+        inspected = await asyncio.gather(
+            *(
+                self._inspect_target(target, snapshots[target.secret], kinds[target.kind])
+                for target in targets
+            )
+        )
+        return list(zip(targets, inspected, strict=True))
+
+    async def _inspect_target(
+        self, target: Target, snapshot: SecretSnapshot | LockstepError, kind: TargetKind
+    ) -> list[TargetInspection]:
+        """One mapped target's state; a target its kind expands (connections) gives one each."""
+        if isinstance(snapshot, LockstepError):
+            return [_result(target, TargetState.ERROR, f"secret not readable: {scrub(str(snapshot))}")]
+        try:
+            concrete = await kind.expand(target)
+        except LockstepError as error:
+            return [_result(target, TargetState.ERROR, scrub(str(error), snapshot.value))]
+
+        async def one(each: Target) -> TargetInspection:
+            try:
+                state, reason = state_of(kind.decide(each, await kind.read(each), snapshot))
+            except LockstepError as error:
+                state, reason = TargetState.ERROR, str(error)
+            return _result(each, state, scrub(reason, snapshot.value))
+
+        return list(await asyncio.gather(*(one(each) for each in concrete)))
 
 
 class _NotReady(PermanentError):
@@ -219,6 +247,8 @@ def _result(target: Target, state: TargetState, reason: str) -> TargetInspection
         env_var=target.env_var,
         state=state,
         reason=reason,
+        kind=target.kind,
+        connection=target.connection,
     )
 
 

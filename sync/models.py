@@ -198,6 +198,24 @@ class TargetResult(_Frozen):
             return self.connection.display_name or self.connection.id or self.connection.client_id
         return self.env_var
 
+    @classmethod
+    def of(
+        cls, target: Target, outcome: Outcome, reason: str = "", retryable: bool = False, seconds: float = 0.0
+    ) -> TargetResult:
+        """The result for one target: what it is (kind, names) plus what happened to it."""
+        return cls(
+            environment=target.environment.name,
+            stage=target.environment.stage,
+            env_var=target.env_var,
+            kind=target.kind,
+            connection=target.connection,
+            secret=target.secret,
+            outcome=outcome,
+            reason=reason,
+            retryable=retryable,
+            duration_ms=round(seconds * 1000, 1),
+        )
+
     @property
     def needs_attention(self) -> bool:
         """Not in sync after this run: failed, skipped, rolled back, held back, or needs a person."""

@@ -66,11 +66,4 @@ def judge_stage(rollout: str, stage: int, results: Sequence[TargetResult]) -> St
 
 def held_back(target: Target, reason: str, retryable: bool) -> TargetResult:
     """The result of a target a failed earlier stage kept this run from touching."""
-    return TargetResult(
-        environment=target.environment.name,
-        stage=target.environment.stage,
-        env_var=target.env_var,
-        outcome=Outcome.HELD_BACK,
-        reason=reason,
-        retryable=retryable,
-    )
+    return TargetResult.of(target, Outcome.HELD_BACK, reason, retryable)

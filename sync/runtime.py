@@ -27,9 +27,13 @@ from sync.adapters.keyvault import KeyVaultReader
 from sync.adapters.teams import TeamsNotifier
 from sync.engine import SyncEngine
 from sync.inventory import Inventory
+from sync.models import TargetKindName
 from sync.service import LockstepService
 from sync.settings import Settings, load_settings
 from sync.steps.flow_refresh import FlowRefresh
+from sync.targets.base import TargetKinds
+from sync.targets.connections import ConnectionKinds
+from sync.targets.env_vars import EnvVarTargets
 from sync.telemetry import get_logger, quiet_noisy_loggers
 from sync.tls import ssl_context
 
@@ -49,6 +53,8 @@ class Runtime:
     admin: PowerPlatformAdmin
     credential: DefaultAzureCredential
     inventory: Inventory
+    # Every kind of target, for the engine and for read-only inspection (plan, status).
+    kinds: dict[TargetKindName, TargetKinds]
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -100,7 +106,11 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
     flows_client = FlowsClient(dataverse)
     connectivity = ConnectivityClient(http, credential, settings.power_platform_api_url)
     flows = FlowRefresh(flows_client, connections=connectivity, as_owner=settings.flow_activation_as_owner)
-    engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier, flows=flows)
+    kinds: dict[TargetKindName, TargetKinds] = {
+        TargetKindName.ENV_VAR: EnvVarTargets(dataverse),
+        TargetKindName.CONNECTION: ConnectionKinds(connectivity, secrets),
+    }
+    engine = SyncEngine(settings.mapping, secrets, dataverse, admin, notifier, flows=flows, kinds=kinds)
     inventory = Inventory(dataverse, flows_client)
     return Runtime(
         service=LockstepService(settings, engine, notifier, inventory),
@@ -110,6 +120,7 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
         dataverse=dataverse,
         admin=admin,
         credential=credential,
+        kinds=kinds,
         closers=[credential.close, http.aclose, secret_client.close],
     )
 

@@ -21,6 +21,7 @@ from sync.errors import PermanentError, TransientError
 from sync.mapping import SCHEMA_NAME
 from sync.models import Definition
 from sync.redact import scrub, shorten
+from sync.targets import base
 
 API_PATH = "/api/data/v9.2"
 ODATA_HEADERS = {
@@ -41,7 +42,7 @@ def value_row_id(definition_id: str) -> str:
     return str(uuid.uuid5(VALUE_ROW_NAMESPACE, definition_id.lower()))
 
 
-class WriteConflict(PermanentError):
+class WriteConflict(PermanentError, base.WriteConflict):
     """The row changed (412) or vanished (404) between our read and our write: re-read, re-plan."""
 
 

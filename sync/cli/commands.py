@@ -35,7 +35,7 @@ async def inspect(
 ) -> Inspection:
     mapping = runtime.service.settings.mapping
     check_names(mapping, secrets, environments)
-    inspector = Inspector(runtime.secrets, runtime.dataverse, runtime.admin, timeout=budget)
+    inspector = Inspector(runtime.secrets, runtime.kinds, runtime.admin, timeout=budget)
     return await inspector.inspect(select_targets(mapping, secrets, environments))
 
 

@@ -1,8 +1,9 @@
 """Step 6: turn the flows that use a changed variable off and on, so they pick up the new value.
 
 A cloud flow reads environment variable values when it is turned on; until then it keeps the
-old one. The engine calls this only for targets whose value this run wrote, after their stage
-passed the gate, so a duplicate event or an in-sync reconcile touches no flow.
+old one. The engine calls this (through sync.steps.consumers) only for targets whose value this
+run wrote, after their stage passed the gate, so a duplicate event or an in-sync reconcile
+touches no flow.
 
 Per flow: one its owner had turned off is left off; an active one is turned off, then on, then
 read again to confirm it is on. Turning a flow on needs access to its connections, so before a
@@ -29,12 +30,10 @@ from typing import Protocol, TypeVar
 from sync.adapters.connection_model import Permission
 from sync.adapters.connections import ConnectionNotFound, NotEditable
 from sync.adapters.flows import OFF, ON, ActivationRefused, Flow, FlowsClient
-from sync.deadline import within_budget
 from sync.errors import LockstepError
-from sync.models import FlowOutcome, FlowResult, Target, TargetResult
+from sync.models import FlowOutcome, FlowResult, Target
 from sync.redact import scrub
-from sync.steps.upsert import Change
-from sync.telemetry import get_logger, tracer
+from sync.telemetry import get_logger
 
 log = get_logger(__name__)
 
@@ -58,35 +57,6 @@ class FlowRefresher(Protocol):
     """
 
     async def refresh(self, target: Target, definition_id: str) -> tuple[FlowResult, ...]: ...
-
-
-async def refresh_changed(
-    flows: FlowRefresher | None, outcomes: list[tuple[TargetResult, Change | None]], targets: list[Target]
-) -> list[tuple[TargetResult, Change | None]]:
-    """Refreshes flows where this run changed the value: a duplicate event touches no flow."""
-    if flows is None:
-        return outcomes
-    refresher = flows
-
-    async def refresh(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
-        if change is None or not change.wrote or change.definition_id is None:
-            return result
-        if not target.refresh_flows:
-            return result.model_copy(update={"refresh_flows": False})
-        attributes = {"lockstep.environment": target.environment.name, "lockstep.env_var": target.env_var}
-        with tracer.start_as_current_span("lockstep.flow_refresh", attributes=attributes) as span:
-            try:
-                refreshed = await within_budget(refresher.refresh(target, change.definition_id))
-            except LockstepError as error:
-                span.set_attribute("lockstep.reason", f"flow refresh failed: {error}")
-                return result.model_copy(update={"reason": f"flow refresh failed: {error}"})
-            span.set_attribute("lockstep.flows", len(refreshed))
-        return result.model_copy(update={"flows": refreshed})
-
-    refreshed = await asyncio.gather(
-        *(refresh(result, change, target) for (result, change), target in zip(outcomes, targets, strict=True))
-    )
-    return [(result, change) for result, (_, change) in zip(refreshed, outcomes, strict=True)]
 
 
 class ConnectionPermissions(Protocol):

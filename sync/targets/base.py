@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sync.errors import PermanentError
 from sync.models import Outcome, SecretSnapshot, Target, TargetResult
 
 
@@ -109,12 +108,6 @@ class Change:
 
 class WriteConflict(Exception):
     """Raised by `write` when the target changed between read and write: re-read and re-decide."""
-
-
-class NeedsActionError(PermanentError):
-    """Raised by `write` when the target refuses Lockstep itself (a connection not shared with it):
-    report NEEDS_ACTION with this message. Only the write can tell (the service answers 403), so it
-    cannot be a decision; an engine that does not know it still fails the target permanently."""
 
 
 class TargetKind(Protocol):

@@ -32,9 +32,9 @@ from pydantic import SecretStr
 
 from sync.adapters.connection_model import Connection
 from sync.adapters.connections import NotEditable
-from sync.errors import LockstepError, PermanentError, TransientError
+from sync.errors import LockstepError, NeedsActionError, PermanentError, TransientError
 from sync.models import ConnectionTarget, Outcome, SecretSnapshot, Target
-from sync.targets.base import Change, Decision, InSync, NeedsAction, NeedsActionError, Refuse, Write
+from sync.targets.base import Change, Decision, InSync, NeedsAction, Refuse, Write
 
 
 class Connectivity(Protocol):

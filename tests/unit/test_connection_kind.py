@@ -11,10 +11,10 @@ from pydantic import SecretStr
 
 from sync.adapters.connection_model import Connection, connection_from
 from sync.adapters.connections import ConnectionNotFound, NotEditable
-from sync.errors import PermanentError, TransientError
+from sync.errors import NeedsActionError, PermanentError, TransientError
 from sync.mapping import Environment
 from sync.models import ConnectionTarget, Outcome, SecretSnapshot, Target, TargetKindName
-from sync.targets.base import Change, InSync, NeedsAction, NeedsActionError, Refuse, TargetState, Write
+from sync.targets.base import Change, InSync, NeedsAction, Refuse, TargetState, Write
 from sync.targets.connections import ConnectionKinds, NoneFound, Unreadable, Written, decide
 from tests.unit.test_connectivity import CLIENT, CONNECTOR, ENV, TENANT, connection_body
 

@@ -1,0 +1,66 @@
+"""Step 7: after a stage keeps a new value, refresh what reads it (cloud flows, agents).
+
+Consumers run only for targets this run wrote, off the rotation's critical path (the engine
+starts them while the next stage runs), and never change a target's outcome or the gate: a flow
+or agent that fails is a result of its own. Each consumer is a sync.targets.base.Consumer;
+flow refresh (sync.steps.flow_refresh) is wrapped here, agents (sync.steps.agent_refresh) plug
+in the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from sync.deadline import within_budget
+from sync.errors import LockstepError
+from sync.models import Target, TargetResult
+from sync.steps.flow_refresh import FlowRefresher
+from sync.targets.base import Change, Consumer
+from sync.telemetry import tracer
+
+
+class FlowsConsumer:
+    """Cloud flows, as a Consumer: cycles the active flows that use a changed variable."""
+
+    def __init__(self, flows: FlowRefresher) -> None:
+        self._flows = flows
+
+    async def refresh(self, target: Target, change: Change, result: TargetResult) -> TargetResult:
+        if change.subject_id is None:
+            return result
+        if not target.refresh_flows:
+            return result.model_copy(update={"refresh_flows": False})
+        attributes = {"lockstep.environment": target.environment.name, "lockstep.env_var": target.env_var}
+        with tracer.start_as_current_span("lockstep.flow_refresh", attributes=attributes) as span:
+            try:
+                refreshed = await within_budget(self._flows.refresh(target, change.subject_id))
+            except LockstepError as error:
+                span.set_attribute("lockstep.reason", f"flow refresh failed: {error}")
+                return result.model_copy(update={"reason": f"flow refresh failed: {error}"})
+            span.set_attribute("lockstep.flows", len(refreshed))
+        return result.model_copy(update={"flows": refreshed})
+
+
+async def refresh_consumers(
+    consumers: Sequence[Consumer],
+    outcomes: list[tuple[TargetResult, Change | None]],
+    targets: list[Target],
+) -> list[TargetResult]:
+    """Each result, refreshed by every consumer where this run wrote the value."""
+
+    async def refresh(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
+        if change is None or not change.wrote:
+            return result
+        for consumer in consumers:
+            result = await consumer.refresh(target, change, result)
+        return result
+
+    return list(
+        await asyncio.gather(
+            *(
+                refresh(result, change, target)
+                for (result, change), target in zip(outcomes, targets, strict=True)
+            )
+        )
+    )
