@@ -1,4 +1,4 @@
-"""Local emulator for Lockstep: Key Vault, Dataverse, Power Platform admin API, managed identity, Teams.
+"""Local emulator for Lockstep: Key Vault, Dataverse, Power Platform admin and connectivity APIs, Teams.
 
 Production code is pointed at it only through standard environment variables
 (``Emulator.client_environment()``); see ``emulator/README.md``.
@@ -8,6 +8,16 @@ from ._core import Emulator
 from ._environment import Environment
 from ._seed import SeedError, apply_seed, load_seed
 from ._state import RecordedRequest
+from ._tenant import AppRegistration
 from ._vault import KeyVault
 
-__all__ = ["Emulator", "Environment", "KeyVault", "RecordedRequest", "SeedError", "apply_seed", "load_seed"]
+__all__ = [
+    "AppRegistration",
+    "Emulator",
+    "Environment",
+    "KeyVault",
+    "RecordedRequest",
+    "SeedError",
+    "apply_seed",
+    "load_seed",
+]

@@ -12,14 +12,13 @@ import hmac
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from ._http import error_response, json_response, parse_json_object
-
-if TYPE_CHECKING:
-    from ._core import Emulator
+from ._state import State
+from ._vault import KeyVault
 
 PREFIX = "/control/"
 HEADER = "X-Emulator-Control"
@@ -27,9 +26,11 @@ HEADER = "X-Emulator-Control"
 ControlHandler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def make_handler(emulator: Emulator, expected_header: str) -> ControlHandler:
+def make_handler(state: State) -> ControlHandler:
+    """Works on the shared state (never on the ``Emulator``), so no request can reach back into it."""
+
     async def handle(request: web.Request) -> web.Response:
-        if not hmac.compare_digest(request.headers.get(HEADER, ""), expected_header):
+        if not hmac.compare_digest(request.headers.get(HEADER, ""), state.identity_header):
             return error_response(
                 401, "unauthorized", f"Send the {HEADER} header (the IDENTITY_HEADER value)."
             )
@@ -40,14 +41,15 @@ def make_handler(emulator: Emulator, expected_header: str) -> ControlHandler:
         body = parse_json_object(await request.read())
         if body is None:
             return error_response(400, "bad_request", "The body must be a JSON object.")
-        return _rotate(emulator, body)
+        return _rotate(state, body)
 
     return handle
 
 
-def _rotate(emulator: Emulator, body: dict[str, Any]) -> web.Response:
+def _rotate(state: State, body: dict[str, Any]) -> web.Response:
     secret, vault_name, value = body.get("secret"), body.get("vault"), body.get("value")
-    vaults = {vault.name: vault for vault in emulator.key_vaults()}
+    with state.lock:
+        vaults = {name: KeyVault(state, name) for name in state.vaults}
     if vault_name is None and len(vaults) == 1:
         vault_name = next(iter(vaults))
     if not isinstance(secret, str) or vault_name not in vaults:

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from . import _bots, _secret_values
 from ._http import (
     JSON,
     check_bearer,
@@ -22,6 +23,7 @@ from ._http import (
     take_fault,
 )
 from ._odata import (
+    CALLER,
     CODE_BAD_REQUEST,
     CODE_NOT_FOUND,
     CODE_QUERY,
@@ -30,10 +32,12 @@ from ._odata import (
     _check_headers,
     _error,
     _guid,
+    _page_size,
     _query_options,
     _require_method,
     _response,
     _select,
+    _skip,
     etag,
 )
 from ._state import (
@@ -77,9 +81,7 @@ IN_FILTER = re.compile(
     r"\s*PropertyValues\s*=\s*\[((?:\s*'(?:[^']|'')*'\s*,)*\s*'(?:[^']|'')*'\s*)\]\s*\)\s*$"
 )
 IN_LITERAL = re.compile(LITERAL)
-MAX_PAGE_SIZE = 5000
 MAX_URL_LENGTH = 32768
-MAX_PAGE_SIZE_PREFERENCE = re.compile(r"(?:^|[,;]\s*)odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
 VALUE_KEY = re.compile(r"^environmentvariablevalues\((.*)\)$")
 EXPAND = re.compile(r"^([A-Za-z_]\w*)(?:\((.*)\))?$")
 
@@ -125,22 +127,6 @@ def _schema_filter(raw: str | None) -> set[str] | None:
     )
 
 
-def _page_size(request: web.Request) -> tuple[int, bool]:
-    """The page size and whether the client asked for it (`Prefer: odata.maxpagesize=N`)."""
-    match = MAX_PAGE_SIZE_PREFERENCE.search(request.headers.get("Prefer", ""))
-    if match is None:
-        return MAX_PAGE_SIZE, False
-    return max(1, min(int(match.group(1)), MAX_PAGE_SIZE)), True
-
-
-def _skip(raw: str | None) -> int:
-    if raw is None:
-        return 0
-    if not raw.isdigit():
-        raise ODataError(400, CODE_QUERY, "The $skiptoken is not one this server issued.")
-    return int(raw)
-
-
 def _definition_json(definition: Definition, columns: list[str]) -> dict[str, Any]:
     all_values: dict[str, Any] = {
         "environmentvariabledefinitionid": definition.id,
@@ -178,10 +164,11 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
             if body is None:
                 raise ODataError(400, CODE_BAD_REQUEST, "The request body is not a JSON object.")
         with state.lock:
+            request[CALLER] = state.caller_of(request.headers.get("Authorization"))  # the token's oid
             env = state.environment_by_org(org)
             if env is None:
                 raise ODataError(404, CODE_NOT_FOUND, f"No organization is hosted at {host}.")
-            response = _route(env, request, segment, base, body)
+            response = _route(state, env, request, segment, base, body)
     except ODataError as error:
         response = _error(error)
     if fault is not None:  # drop_after: the request was applied; its answer is lost
@@ -190,7 +177,12 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
 
 
 def _route(
-    env: EnvironmentState, request: web.Request, segment: str, base: str, body: dict[str, Any] | None
+    state: State,
+    env: EnvironmentState,
+    request: web.Request,
+    segment: str,
+    base: str,
+    body: dict[str, Any] | None,
 ) -> web.Response:
     method = request.method
     if segment in ("WhoAmI", "WhoAmI()"):
@@ -205,6 +197,9 @@ def _route(
                 "OrganizationId": env.organization_id,
             },
         )
+    if segment == _secret_values.SEGMENT:
+        _require_method(method, "POST")
+        return _secret_values.retrieve(state, env, request, body, base)
     if segment == "environmentvariabledefinitions":
         _require_method(method, "GET")
         return _list_definitions(env, request, base)
@@ -222,7 +217,10 @@ def _route(
         _require_method(method, "PATCH")
         assert body is not None
         return _update_value(env, request, row_id, body, base)
-    from . import _flows  # flows build on this module's helpers
+    answer = _bots.route(env, request, segment, base, body)
+    if answer is not None:
+        return answer
+    from . import _flows  # lazily: flows may build on this module's helpers
 
     answer = _flows.route(env, request, segment, base, body)
     if answer is not None:

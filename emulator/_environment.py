@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import uuid
 
-from ._state import ConnectionReference, Definition, EnvironmentState, State, SystemUser, ValueRow, Workflow
+from ._environment_agents import AgentsMixin
+from ._environment_connections import ConnectionsMixin
+from ._secret_values import reference
+from ._state import TYPE_SECRET, ConnectionReference, Definition, EnvironmentState, State, ValueRow, Workflow
 
 STRING_TYPE = 100000000
 
 
-class Environment:
-    """A handle on one Power Platform environment: its admin-API entry and its Dataverse org."""
+class Environment(ConnectionsMixin, AgentsMixin):
+    """A handle on one Power Platform environment: admin-API entry, Dataverse org, connections."""
 
     def __init__(self, state: State, env: EnvironmentState) -> None:
         self._state = state
@@ -64,6 +67,22 @@ class Environment:
         self._env.values[row.id] = row
         return row
 
+    def add_secret_reference(
+        self, schema_name: str, vault: str, secret: str, *, resource_group: str = "lockstep-demo"
+    ) -> str:
+        """A Secret-type definition whose value row references ``vault``/``secret``; returns its id."""
+        return self.add_definition(schema_name, TYPE_SECRET, reference(vault, secret, resource_group))
+
+    def refuse_secret_retrieval(self, refuse: bool = True) -> None:
+        """RetrieveEnvironmentVariableSecretValue answers 403 (a tenant that keeps it to flows)."""
+        with self._state.lock:
+            self._env.secret_retrieval_refused = refuse
+
+    def set_vault_unreadable(self, unreadable: bool = True) -> None:
+        """RetrieveEnvironmentVariableSecretValue answers 403 naming Key Vault access (no role granted)."""
+        with self._state.lock:
+            self._env.vault_unreadable = unreadable
+
     def definition_id(self, schema_name: str) -> str:
         with self._state.lock:
             return self._definition(schema_name).id
@@ -108,21 +127,22 @@ class Environment:
     def add_user(self, fullname: str) -> str:
         """A systemuser with an Entra object id; returns the systemuser id."""
         with self._state.lock:
-            user = SystemUser(id=str(uuid.uuid4()), fullname=fullname, azure_object_id=str(uuid.uuid4()))
-            self._env.systemusers[user.id] = user
-            return user.id
+            return self._env.add_systemuser(fullname).id
 
     def user_object_id(self, user_id: str) -> str:
         with self._state.lock:
             return self._env.systemusers[user_id].azure_object_id
 
-    def add_connection_reference(self, logical_name: str, connector: str = "shared_sql") -> str:
+    def add_connection_reference(
+        self, logical_name: str, connector: str = "shared_sql", connection_id: str | None = None
+    ) -> str:
+        """A connection reference bound to ``connection_id`` (a new, unknown id when omitted)."""
         with self._state.lock:
             ref = ConnectionReference(
                 id=str(uuid.uuid4()),
                 logical_name=logical_name,
                 connector_id=f"/providers/Microsoft.PowerApps/apis/{connector}",
-                connection_id=uuid.uuid4().hex,
+                connection_id=(connection_id or uuid.uuid4().hex).lower(),
             )
             self._env.connection_references[ref.id] = ref
             return ref.id
@@ -136,11 +156,13 @@ class Environment:
         owner: str | None = None,
         connections_shared: bool = True,
         connection_references: list[str] | None = None,
+        agent_flow: bool = False,
     ) -> str:
         """A cloud flow whose parameters name the environment variables in `uses`; returns its id.
 
         `owner` is a systemuser id (one is created when omitted). With `connections_shared=False`
-        the flow can be turned on only by its owner (or by impersonating them).
+        the flow can be turned on only by its owner (or by impersonating them). `agent_flow` makes it
+        a Copilot Studio agent flow (`modernflowtype` 1; still category 5).
         """
         owner_id = owner or self.add_user(f"Owner of {name}")
         parameters = {
@@ -172,6 +194,7 @@ class Environment:
                 statecode=1 if on else 0,
                 statuscode=2 if on else 1,
                 connections_shared=connections_shared,
+                modernflowtype=1 if agent_flow else 0,
             )
             self._env.workflows[flow.id] = flow
             return flow.id

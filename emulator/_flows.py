@@ -20,7 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ._odata import GUID, ODataError, _guid, _query_options, _require_method, _response
+from ._agents import BOTCOMPONENT_COMPONENT_TYPE
+from ._connections import Connection
+from ._odata import CALLER, GUID, ODataError, _guid, _query_options, _require_method, _response
 from ._state import EnvironmentState, Workflow
 
 CODE_FLOW_CLIENT = "0x80060467"
@@ -46,6 +48,24 @@ def schema_names_used(clientdata: str) -> set[str]:
         if isinstance(schema, str):
             names.add(schema.lower())
     return names
+
+
+def bound_connections(env: EnvironmentState, flow: Workflow) -> list[Connection]:
+    """The connectivity connections the flow's connection references point at (via `connectionid`)."""
+    try:
+        references = json.loads(flow.clientdata)["properties"]["connectionReferences"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    logical_names = {
+        str((ref.get("connection") or {}).get("connectionReferenceLogicalName", "")).lower()
+        for ref in (references.values() if isinstance(references, dict) else ())
+        if isinstance(ref, dict)
+    }
+    return [
+        env.connections[ref.connection_id]
+        for ref in env.connection_references.values()
+        if ref.logical_name.lower() in logical_names and ref.connection_id in env.connections
+    ]
 
 
 def route(
@@ -108,6 +128,7 @@ def _workflow_json(flow: Workflow) -> dict[str, Any]:
         "workflowid": flow.id,
         "name": flow.name,
         "category": flow.category,
+        "modernflowtype": flow.modernflowtype,
         "statecode": flow.statecode,
         "statuscode": flow.statuscode,
         "clientdata": flow.clientdata,
@@ -137,19 +158,29 @@ def _dependents(env: EnvironmentState, request: web.Request, base: str) -> web.R
     if options.get("@p2") != str(COMPONENT_DEFINITION):
         raise ODataError(400, "0x80040203", "The emulator answers dependencies of component type 380 only.")
     definition = env.definitions.get(object_id)
-    rows = []
+    rows: list[dict[str, Any]] = []
     if definition is not None:
+        schema = definition.schema_name.lower()
+        dependents = [
+            (flow.id, COMPONENT_WORKFLOW)
+            for flow in env.workflows.values()
+            if schema in schema_names_used(flow.clientdata)
+        ]
+        dependents += [
+            (component.id, BOTCOMPONENT_COMPONENT_TYPE)
+            for component in env.agents.components.values()
+            if schema in component.depends_on
+        ]
         rows = [
             {
-                "dependencyid": flow.id[:24] + definition.id[24:],
+                "dependencyid": dependent[:24] + definition.id[24:],
                 "dependencytype": 2,
-                "dependentcomponentobjectid": flow.id,
-                "dependentcomponenttype": COMPONENT_WORKFLOW,
+                "dependentcomponentobjectid": dependent,
+                "dependentcomponenttype": component_type,
                 "requiredcomponentobjectid": definition.id,
                 "requiredcomponenttype": COMPONENT_DEFINITION,
             }
-            for flow in env.workflows.values()
-            if definition.schema_name.lower() in schema_names_used(flow.clientdata)
+            for dependent, component_type in dependents
         ]
     return _response(200, {"@odata.context": f"{base}$metadata#dependencies", "value": rows})
 
@@ -185,7 +216,17 @@ def _set_state(
 
 
 def _may_activate(env: EnvironmentState, flow: Workflow, request: web.Request) -> bool:
-    if flow.connections_shared:
+    """The caller may use every connection the flow's references bind to, or impersonates the owner.
+
+    Where the references bind to connectivity connections the emulator holds, their owners and
+    shares decide; otherwise the flow's `connections_shared` knob does.
+    """
+    bound = bound_connections(env, flow)
+    if bound:
+        caller = request.get(CALLER)
+        if all(connection.role_of(caller) is not None for connection in bound):
+            return True
+    elif flow.connections_shared:
         return True
     owner = env.systemusers.get(flow.owner_id)
     caller = request.headers.get("CallerObjectId", "").strip().lower()

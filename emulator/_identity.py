@@ -1,4 +1,7 @@
-"""App Service managed-identity endpoint (``IDENTITY_ENDPOINT`` + ``IDENTITY_HEADER``)."""
+"""App Service managed-identity endpoint (``IDENTITY_ENDPOINT`` + ``IDENTITY_HEADER``).
+
+Served on the plain-HTTP loopback listener that _listeners builds (the control channel sits beside it).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ import hmac
 
 from aiohttp import web
 
-from ._control import PREFIX as CONTROL_PREFIX
-from ._control import ControlHandler
 from ._http import error_response, fault_response, host_of, json_response, take_fault
 from ._state import State
 
@@ -17,23 +18,17 @@ PATH = "/msi/token"
 API_VERSION = "2019-08-01"
 
 
-def make_app(state: State, control: ControlHandler | None = None) -> web.Application:
-    async def dispatch(request: web.Request) -> web.StreamResponse:
-        if control is not None and request.path.startswith(CONTROL_PREFIX):
-            return await control(request)  # the operator's channel: not a service, not recorded
-        delay = state.latency_of(SERVICE)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        try:
-            response = await handle(state, request)
-        except web.HTTPException as exc:
-            response = error_response(exc.status, "bad_request", exc.reason)
-        state.record(SERVICE, request.method, host_of(request), request.path, response.status)
-        return response
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", dispatch)
-    return app
+async def serve(state: State, request: web.Request) -> web.Response:
+    """One identity request: injected latency, the answer, and its record."""
+    delay = state.latency_of(SERVICE)
+    if delay > 0:
+        await asyncio.sleep(delay)
+    try:
+        response = await handle(state, request)
+    except web.HTTPException as exc:
+        response = error_response(exc.status, "bad_request", exc.reason)
+    state.record(SERVICE, request.method, host_of(request), request.path, response.status)
+    return response
 
 
 async def handle(state: State, request: web.Request) -> web.Response:

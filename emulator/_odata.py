@@ -19,6 +19,10 @@ CODE_LENGTH = "0x80044331"
 CODE_UNAUTHORIZED = "0x80072560"
 CODE_METHOD = "0x80060889"
 CODE_PRIVILEGE = "0x80040220"
+# The object id behind the request's bearer token (set by _dataverse.handle; flows check shares with it).
+CALLER: web.RequestKey[str | None] = web.RequestKey("caller", object)  # type: ignore[arg-type]
+MAX_PAGE_SIZE = 5000
+MAX_PAGE_SIZE_PREFERENCE = re.compile(r"(?:^|[,;]\s*)odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
 GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 
 
@@ -100,3 +104,19 @@ def _guid(raw: str) -> str:
 
 def _row_not_found(entity: str, row_id: str) -> ODataError:
     return ODataError(404, CODE_NOT_FOUND, f"{entity} With Id = {row_id} Does Not Exist")
+
+
+def _page_size(request: web.Request) -> tuple[int, bool]:
+    """The page size and whether the client asked for it (`Prefer: odata.maxpagesize=N`)."""
+    match = MAX_PAGE_SIZE_PREFERENCE.search(request.headers.get("Prefer", ""))
+    if match is None:
+        return MAX_PAGE_SIZE, False
+    return max(1, min(int(match.group(1)), MAX_PAGE_SIZE)), True
+
+
+def _skip(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    if not raw.isdigit():
+        raise ODataError(400, CODE_QUERY, "The $skiptoken is not one this server issued.")
+    return int(raw)

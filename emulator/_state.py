@@ -6,8 +6,6 @@ Every access from a request handler (emulator thread) or from the public API (an
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import secrets
 import threading
@@ -16,10 +14,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._agents import AgentsState
+from ._connections import AppRegistrationState, Connection
+from ._tokens import TOKEN_LIFETIME_SECONDS, Token, normalize_audience, unsigned_jwt
+
 log = logging.getLogger("emulator")
 
-SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity", "monitor", "proxy")
-FAULTABLE_SERVICES = ("keyvault", "dataverse", "admin", "teams", "identity", "monitor")
+SERVICES = ("keyvault", "dataverse", "admin", "connectivity", "teams", "identity", "monitor", "proxy")
+FAULTABLE_SERVICES = ("keyvault", "dataverse", "admin", "connectivity", "teams", "identity", "monitor")
 # status: answer `status` (Retry-After in seconds or as an HTTP-date); html: a gateway's HTML error
 # page; truncated: 200 with a cut-off JSON body; drop_before: hang up before the request is
 # applied; drop_after: apply it, then hang up without answering (the answer is lost).
@@ -31,24 +33,19 @@ CRM_SUFFIX = f".crm.{DOMAIN}"
 ADMIN_HOST = f"api.bap.{DOMAIN}"
 TEAMS_HOST = f"webhook.{DOMAIN}"
 MONITOR_HOST = f"ingest.{DOMAIN}"
+POWER_PLATFORM_API_HOST = f"api.powerplatform.{DOMAIN}"
+# Per environment: <compact id but the last two characters>.<last two>.environment.api.powerplatform…
+ENVIRONMENT_API_SUFFIX = f".environment.{POWER_PLATFORM_API_HOST}"
 
 KEY_VAULT_AUDIENCE = f"https://vault.{DOMAIN}"
 ADMIN_AUDIENCE = "https://service.powerapps.com"
+POWER_PLATFORM_API_AUDIENCE = f"https://{POWER_PLATFORM_API_HOST}"
 FAKE_TENANT_ID = "00000000-0000-0000-0000-000000000000"
 FAKE_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 FAKE_CLIENT_ID = "11111111-1111-1111-1111-111111111111"
-TOKEN_LIFETIME_SECONDS = 3600
 
 VALUE_MAX_LENGTH = 2000
 TYPE_SECRET = 100000005
-
-
-def normalize_audience(resource: str) -> str:
-    """``https://x/.default`` and ``https://x/`` both mean the audience ``https://x``."""
-    audience = resource.strip()
-    if audience.endswith("/.default"):
-        audience = audience[: -len("/.default")]
-    return audience.rstrip("/").lower()
 
 
 def dataverse_audience(org: str) -> str:
@@ -123,6 +120,7 @@ class Workflow:
     statecode: int = 1
     statuscode: int = 2
     category: int = 5
+    modernflowtype: int = 0  # 0 cloud flow, 1 agent flow (Copilot Studio)
     connections_shared: bool = True
     history: list[str] = field(default_factory=list)
 
@@ -159,6 +157,13 @@ class EnvironmentState:
     workflows: dict[str, Workflow] = field(default_factory=dict)  # keyed by id
     systemusers: dict[str, SystemUser] = field(default_factory=dict)  # keyed by id
     connection_references: dict[str, ConnectionReference] = field(default_factory=dict)
+    connections: dict[str, Connection] = field(default_factory=dict)  # connectivity API, keyed by id
+    # Connectivity knob: list and read only the connections the caller owns or was given a share of.
+    hide_unshared_connections: bool = False
+    agents: AgentsState = field(default_factory=AgentsState)  # bots, bot components, publishing
+    # RetrieveEnvironmentVariableSecretValue knobs: refused for application users; vault unreadable.
+    secret_retrieval_refused: bool = False
+    vault_unreadable: bool = False
     # Scripted failures: value writes refused (as a missing privilege), or accepted and undone.
     refuse_writes: bool = False
     revert_writes: bool = False
@@ -180,15 +185,13 @@ class EnvironmentState:
                 return definition
         return None
 
+    def add_systemuser(self, fullname: str) -> SystemUser:
+        user = SystemUser(id=str(uuid.uuid4()), fullname=fullname, azure_object_id=str(uuid.uuid4()))
+        self.systemusers[user.id] = user
+        return user
+
     def rows_of(self, definition_id: str) -> list[ValueRow]:
         return [row for row in self.values.values() if row.definition_id == definition_id]
-
-
-@dataclass(slots=True)
-class Token:
-    audience: str
-    expires_at: float
-    client_id: str
 
 
 @dataclass(slots=True)
@@ -220,6 +223,13 @@ class State:
         self.teams_sig = secrets.token_urlsafe(32)
         # Seconds each request waits before it is handled: per service, "*" for every service.
         self.latency: dict[str, float] = {}
+        # Entra app registrations (keyed by lower-case client id) whose secrets connections hold, and the
+        # client ids registered as Power Platform management applications (the emulator's identity is).
+        self.app_registrations: dict[str, AppRegistrationState] = {}
+        self.management_apps: set[str] = {FAKE_CLIENT_ID}
+        # Connectivity PUT with a client secret Entra refuses: "status" saves it and reports an Error
+        # status (200); "refuse" answers 400 Unauthenticated and keeps the connection as it was.
+        self.invalid_secret_answer = "status"
 
     def latency_of(self, service: str) -> float:
         """Injected latency for one request to ``service`` (a plain read; no lock needed)."""
@@ -238,6 +248,19 @@ class State:
             if env.id.lower() == environment_id.lower():
                 return env
         return None
+
+    def environment_by_compact_id(self, compact: str) -> EnvironmentState | None:
+        """The environment whose id, dashes removed, is ``compact`` (case-insensitive)."""
+        for env in self.environments.values():
+            if env.id.replace("-", "").lower() == compact.lower():
+                return env
+        return None
+
+    def caller_of(self, authorization: str | None) -> str | None:
+        """The object id behind a bearer token this emulator issued (the emulator's ids double as both)."""
+        _, _, token = (authorization or "").partition(" ")
+        issued = self.tokens.get(token.strip())
+        return None if issued is None else issued.client_id.lower()
 
     def take_fault(self, service: str, where: str, method: str = "") -> Fault | None:
         """``where`` is host + path (never the query string)."""
@@ -263,7 +286,7 @@ class State:
             expires_at=time.time() + TOKEN_LIFETIME_SECONDS,
             client_id=client_id or FAKE_CLIENT_ID,
         )
-        access_token = _unsigned_jwt(token)
+        access_token = unsigned_jwt(token, FAKE_TENANT_ID)
         self.tokens[access_token] = token
         return access_token, token
 
@@ -273,21 +296,3 @@ class State:
         log.debug("%s %s %s%s -> %d", service, method, host, path, status)  # path has no query string
         with self.lock:
             self.requests.append(RecordedRequest(service, method, host, path, status))
-
-
-def _unsigned_jwt(token: Token) -> str:
-    def part(document: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
-
-    header = part({"typ": "JWT", "alg": "none"})
-    claims = part(
-        {
-            "aud": token.audience,
-            "exp": int(token.expires_at),
-            "appid": token.client_id,
-            "oid": token.client_id,
-            "tid": "00000000-0000-0000-0000-000000000000",
-            "jti": secrets.token_urlsafe(16),
-        }
-    )
-    return f"{header}.{claims}.{secrets.token_urlsafe(32)}"

@@ -9,9 +9,18 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import _admin, _dataverse, _keyvault, _monitor, _teams
+from . import _admin, _connectivity, _dataverse, _keyvault, _monitor, _teams
 from ._http import error_response, host_of
-from ._state import ADMIN_HOST, CRM_SUFFIX, MONITOR_HOST, TEAMS_HOST, VAULT_SUFFIX, State
+from ._state import (
+    ADMIN_HOST,
+    CRM_SUFFIX,
+    ENVIRONMENT_API_SUFFIX,
+    MONITOR_HOST,
+    POWER_PLATFORM_API_HOST,
+    TEAMS_HOST,
+    VAULT_SUFFIX,
+    State,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +34,8 @@ def route(host: str) -> tuple[str, Handler] | None:
         return _keyvault.SERVICE, _keyvault.handle
     if host.endswith(CRM_SUFFIX) and LABEL.match(host[: -len(CRM_SUFFIX)]):
         return _dataverse.SERVICE, _dataverse.handle
+    if host == POWER_PLATFORM_API_HOST or host.endswith(ENVIRONMENT_API_SUFFIX):
+        return _connectivity.SERVICE, _connectivity.handle
     if host == ADMIN_HOST:
         return _admin.SERVICE, _admin.handle
     if host == TEAMS_HOST:

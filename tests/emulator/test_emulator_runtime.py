@@ -349,6 +349,7 @@ def test_lifecycle_and_state_before_start() -> None:
             "IDENTITY_ENDPOINT": emu.identity_endpoint,
             "IDENTITY_HEADER": emu.identity_header,
             "POWER_PLATFORM_ADMIN_URL": "https://api.bap.lockstep.test",
+            "POWER_PLATFORM_API_URL": "https://api.powerplatform.lockstep.test",
         }
         with pytest.raises(RuntimeError, match="once"):
             emu.start()
@@ -483,6 +484,7 @@ def _drive_cli(process: subprocess.Popen[str]) -> None:
             "IDENTITY_ENDPOINT",
             "IDENTITY_HEADER",
             "POWER_PLATFORM_ADMIN_URL",
+            "POWER_PLATFORM_API_URL",
         }
         [webhook_line] = [line for line in lines if line.startswith("# Teams webhook: ")]
         printed_webhook = webhook_line.removeprefix("# Teams webhook: ").strip()
