@@ -28,12 +28,14 @@ OUTCOME_COLOUR = {
     Outcome.FAILED: "Attention",
     Outcome.ROLLED_BACK: "Warning",
     Outcome.HELD_BACK: "Warning",
+    Outcome.NEEDS_ACTION: "Warning",
 }
 WHAT_TO_DO = {
     Outcome.FAILED: "Fix the cause, then run `python -m sync sync <secret>` (or wait for the reconcile).",
     Outcome.ROLLED_BACK: "The previous value is back. Fix the stage's failing environment, then rotate.",
     Outcome.HELD_BACK: "Not touched: an earlier stage failed. It follows once that stage succeeds.",
     Outcome.SKIPPED: "Not written yet: Event Grid redelivers, and the nightly reconcile catches up.",
+    Outcome.NEEDS_ACTION: "Lockstep may not change it: do what the line says, then run the reconcile.",
 }
 FLOWS_NOT_REFRESHED = (
     "Cloud flows keep the previous value until each is turned off and on again; flow refresh is "
@@ -109,7 +111,7 @@ def _attention(report: RunReport) -> list[dict[str, Any]]:
     for secret, result in rows[:MAX_ATTENTION_ROWS]:
         items.append(
             _text(
-                f"**{result.environment}** (stage {result.stage}) · {result.env_var} ({secret}): "
+                f"**{result.environment}** (stage {result.stage}) · {result.label} ({secret}): "
                 f"{result.outcome.value.replace('_', ' ')}",
                 color=OUTCOME_COLOUR[result.outcome],
                 weight="Bolder",
@@ -149,14 +151,14 @@ def _flow_summary(result: TargetResult) -> str:
 
 def _stages(report: RunReport) -> list[dict[str, Any]]:
     """Every target when the run is small; counts per stage and environment when it is big."""
-    results = sorted(report.results, key=lambda r: (r.stage, r.environment, r.env_var))
+    results = sorted(report.results, key=lambda r: (r.stage, r.environment, r.label))
     items: list[dict[str, Any]] = []
     for stage in sorted({r.stage for r in results}):
         in_stage = [r for r in results if r.stage == stage]
         items.append(_text(f"Stage {stage}", weight="Bolder", spacing="Large"))
         if len(results) <= MAX_TARGET_ROWS:
             facts = [
-                {"title": f"{r.environment} · {r.env_var}", "value": f"{r.outcome.value}{_flow_summary(r)}"}
+                {"title": f"{r.environment} · {r.label}", "value": f"{r.outcome.value}{_flow_summary(r)}"}
                 for r in in_stage
             ]
         else:

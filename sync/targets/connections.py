@@ -4,13 +4,15 @@ expand: a mapped row without ids stands for every connection of its connector, i
 environment, whose service-principal parameter set names its client id (one listing per
 environment per run); pinned ids are read directly. User sign-in connections are never touched.
 
-decide (pure, also what `plan` shows): a connection is **in sync** when it is Connected and was
-last modified at or after the creation of the secret's current version. No secret is stored or
-compared, so a duplicate event and an in-sync reconcile write nothing, and a connection in
-Error is written again. The edge: a connection someone else changed after the version was
-created (by hand, with the old secret or another one) counts as in sync while it stays
-Connected; once that credential stops working it turns to Error and the next reconcile writes
-the current secret.
+decide (pure, also what `plan` shows): a connection is **in sync** when it is Connected and its
+`lastModifiedTime` is at or after the creation of the secret's current version. No secret is
+stored or compared, so a duplicate event and an in-sync reconcile write nothing, and a
+connection in Error is written again. The edge: a connection changed after the version was
+created, but not with it, counts as in sync while it stays Connected: changed by hand with an
+older secret (or another valid one), or written by Lockstep with the previous version within
+the same second the current one was created (Key Vault keeps whole seconds). It is caught
+once that credential stops working: the connection turns to Error and the next reconcile (or
+rotation) writes the current secret.
 
 write / verify: the PUT, then a read back: Connected is `updated`; Error is a permanent failure
 naming the connection and the error code, and that connection gets the previous secret version

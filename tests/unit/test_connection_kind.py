@@ -50,7 +50,7 @@ ERROR = {"status": "Error", "target": "token", "error": {"code": "Unauthenticate
     ("observed", "expected"),
     [
         (connection(), InSync),
-        (connection(modified=CREATED), InSync),  # at the very moment counts as after
+        (connection(modified=CREATED), InSync),  # Key Vault keeps whole seconds: the same second counts
         (connection(modified=CREATED - timedelta(seconds=1)), Write),
         (connection(status=ERROR), Write),
         (connection(status={"status": "Unknown"}), Write),
