@@ -21,6 +21,7 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from sync.adapters.admin import PowerPlatformAdmin
 from sync.adapters.agents import AgentsClient
+from sync.adapters.connections import ConnectivityClient
 from sync.adapters.dataverse import DataverseClient
 from sync.adapters.flows import FlowsClient
 from sync.adapters.keyvault import KeyVaultReader
@@ -33,6 +34,7 @@ from sync.settings import Settings, load_settings
 from sync.steps.agent_refresh import AgentRefresh
 from sync.steps.flow_refresh import FlowRefresh
 from sync.targets.base import TargetKinds
+from sync.targets.connections import ConnectionKinds
 from sync.targets.env_vars import EnvVarTargets
 from sync.telemetry import get_logger, quiet_noisy_loggers
 from sync.tls import ssl_context
@@ -140,8 +142,12 @@ def build_runtime(
     dataverse = DataverseClient(http, credential)
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
     flows_client = FlowsClient(dataverse)
-    flows = FlowRefresh(flows_client, as_owner=settings.flow_activation_as_owner)
-    kinds: dict[TargetKindName, TargetKinds] = {TargetKindName.ENV_VAR: EnvVarTargets(dataverse)}
+    connectivity = ConnectivityClient(http, credential, settings.power_platform_api_url)
+    flows = FlowRefresh(flows_client, connections=connectivity, as_owner=settings.flow_activation_as_owner)
+    kinds: dict[TargetKindName, TargetKinds] = {
+        TargetKindName.ENV_VAR: EnvVarTargets(dataverse),
+        TargetKindName.CONNECTION: ConnectionKinds(connectivity, secrets),
+    }
     agents_client = AgentsClient(dataverse)
     engine = SyncEngine(
         settings.mapping,

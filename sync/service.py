@@ -76,7 +76,7 @@ class LockstepService:
     async def _expiry_notice(self, event: SecretEvent, targets: list[Target]) -> None:
         """Names what will break: each variable the secret feeds and the flows that use it."""
         expires = event.expires.strftime("%Y-%m-%d %H:%M UTC") if event.expires else "unknown"
-        names = [f"{t.environment.name}/{t.env_var}" for t in targets]
+        names = [f"{t.environment.name}/{t.label}" for t in targets]
         flows: dict[str, list[str]] = {}
         if self._inventory is not None:
             try:
