@@ -23,6 +23,7 @@ from sync.adapters.admin import PowerPlatformAdmin
 from sync.adapters.dataverse import DataverseClient
 from sync.adapters.flows import FlowsClient
 from sync.adapters.keyvault import KeyVaultReader
+from sync.adapters.pools import pooled_client
 from sync.adapters.teams import TeamsNotifier
 from sync.engine import SyncEngine
 from sync.inventory import Inventory
@@ -94,12 +95,7 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
     """Wires the adapters to the engine. Synchronous, so two first invocations cannot race."""
     quiet_noisy_loggers()
     credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
-    http = httpx.AsyncClient(
-        verify=ssl_context(),
-        headers={"User-Agent": USER_AGENT},
-        limits=http_limits(),
-        follow_redirects=False,
-    )
+    http = pooled_client(ssl_context(), http_limits(), {"User-Agent": USER_AGENT})
     secret_client = SecretClient(
         settings.key_vault_uri,
         credential,
