@@ -234,7 +234,7 @@ def _stages(report: RunReport) -> list[dict[str, Any]]:
         if len(results) <= MAX_TARGET_ROWS:
             facts = [
                 {
-                    "title": f"{r.environment} · {literal(r.label)}",
+                    "title": f"{r.environment} · {_label(r)}",
                     "value": f"{r.outcome.value}{_flow_summary(r)}",
                 }
                 for r in in_stage

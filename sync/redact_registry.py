@@ -29,8 +29,10 @@ Ref = weakref.ref[SecretStr]
 
 
 def forms(value: str) -> set[str]:
-    """The folded forms a service may echo: as is, trimmed, inner spaces collapsed."""
-    found = {fold(form) for form in (value, value.strip(), " ".join(value.split()))}
+    """The folded forms a service may echo: as is, trimmed, inner spaces collapsed, and upper-cased
+    (where upper case changes the length, 'ß' → 'SS', folding the echo cannot find the value)."""
+    spaced = (value, value.strip(), " ".join(value.split()))
+    found = {fold(form) for form in (*spaced, *(form.upper() for form in spaced))}
     return {form for form in found if form.strip()}
 
 

@@ -272,7 +272,8 @@ async def test_agent_flows_are_listed_with_cloud_flows_so_flow_refresh_cycles_th
         flows = FlowsClient(DataverseClient(http, FakeCredential(), FAST))  # type: ignore[arg-type]
         found = await flows.flows_using(ORG, VAR, DEFINITION)
         target = Target(environment=dev, env_var=VAR, secret="api-key")
-        refreshed = await FlowRefresh(flows).refresh(target, DEFINITION)
+        # The agent flow uses no connection reference, so the pre-check has no connection to ask about.
+        refreshed = await FlowRefresh(flows, connections=NoConnections()).refresh(target, DEFINITION)
     assert [(flow.id, flow.on) for flow in found] == [(AGENT_FLOW, True)]
     assert listing.calls.last.request.url.params["$filter"] == "category eq 5"
     assert [(r.name, r.outcome) for r in refreshed] == [("Agent flow: look up order", FlowOutcome.REFRESHED)]
@@ -280,3 +281,10 @@ async def test_agent_flows_are_listed_with_cloud_flows_so_flow_refresh_cycles_th
         {"statecode": 0, "statuscode": 1},
         {"statecode": 1, "statuscode": 2},
     ]
+
+
+class NoConnections:
+    """Connection permissions that must not be asked for (the flow names no connection)."""
+
+    async def permissions(self, environment_id: str, connector: str, connection_id: str) -> list[Any]:
+        raise AssertionError("a flow without connection references needs no permission check")
