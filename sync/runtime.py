@@ -105,7 +105,9 @@ def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtim
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
     flows_client = FlowsClient(dataverse)
     flows = FlowRefresh(flows_client, as_owner=settings.flow_activation_as_owner)
-    kinds: dict[TargetKindName, TargetKinds] = {TargetKindName.ENV_VAR: EnvVarTargets(dataverse)}
+    # Secret-type variables are checked as references to the configured vault, never written.
+    env_vars = EnvVarTargets(dataverse, vault=settings.vault_name)
+    kinds: dict[TargetKindName, TargetKinds] = {TargetKindName.ENV_VAR: env_vars}
     agents_client = AgentsClient(dataverse)
     engine = SyncEngine(
         settings.mapping,
