@@ -301,3 +301,19 @@ async def test_the_canary_never_leaves_through_agents_or_references(
     for value in (new, site.old):
         for where, text in haystacks.items():
             assert value not in text, f"secret value leaked into {where}"
+
+
+async def test_the_near_expiry_card_names_the_agents_that_will_break(
+    site: Site, emulator: Emulator, logs: pytest.LogCaptureFixture
+) -> None:
+    reference_everywhere(site)
+    prod = site.envs["prod"]
+    prod.add_bot_component(prod.add_bot("Help Desk"), "Reset password", uses=[VAR])
+    prod.add_bot_component(prod.add_bot("Vault Desk"), "Lookup", uses=[REF])
+
+    await deliver(site.vault.secret_event(SECRET, event_type="Microsoft.KeyVault.SecretNearExpiry"))
+
+    card = json.dumps(emulator.teams_posts[-1])
+    assert "Agents that will break" in card and "Help Desk" in card and "Vault Desk" in card
+    assert prod.publish_attempts() == []  # a heads-up writes and publishes nothing
+    assert "agents using it: prod/contoso_ApiKey: Help Desk" in logs.text
