@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(
         file=out,
         force_terminal=sys.stdout.isatty() and not os.environ.get("NO_COLOR"),
-        width=None if sys.stdout.isatty() else 120,
+        width=min(Console().width, 100) if sys.stdout.isatty() else 80,  # piped: 80 columns
         highlight=False,
     )
     narrator = Narrator(console)

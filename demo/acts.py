@@ -137,5 +137,5 @@ class Acts:
         )
         self.n.check("'Retired report', off by its owner, was left off", dev.flow_history(retired) == [])
         post = json.dumps(self.emulator.teams_posts[-1])
-        self.n.check("the card names the flow refresh", "1 flow refreshed" in post)
+        self.n.check("the card names the refreshed flow", "flow refreshed: Invoice export" in post)
         self.n.check("the card does not contain either value", bad_value not in post and previous not in post)

@@ -1,16 +1,19 @@
 """How the demo shows things: result tables, Adaptive Cards as a maker would read them, checks.
 
-Rich gives colour on a terminal and plain text when piped or when NO_COLOR is set. Everything
+Rich gives colour on a terminal and plain text when piped or when NO_COLOR is set. Lines are
+laid out for 80 columns (the width when piped): short head lines, details indented below, so a
+narrow terminal wraps between words rather than through a table's columns. Everything
 printed goes through the demo's guarded output, which withholds any line carrying a secret value.
 """
 
 from __future__ import annotations
 
+import re
+import textwrap
 from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 OUTCOME_STYLE = {
@@ -37,23 +40,26 @@ WHY = {
 }
 
 
-def results_table(report: dict[str, Any]) -> Table:
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column in ("environment", "stage", "env var", "outcome", "ms", "flows", "reason"):
-        table.add_column(column, overflow="fold")
+def results_lines(report: dict[str, Any]) -> list[Text]:  # details are indented by the narrator
+    """Each target as a short head line, then its flows and reason indented below: reads the same
+    at 80 columns and when piped (a seven-column table wrapped mid-word at 80)."""
+    lines: list[Text] = []
     for secret in report["secrets"]:
         for result in secret["results"]:
-            flows = ", ".join(f"{flow['name']}: {flow['outcome']}" for flow in result.get("flows", []))
-            table.add_row(
-                result["environment"],
-                str(result["stage"]),
-                result["env_var"],
-                Text(result["outcome"], style=OUTCOME_STYLE.get(result["outcome"], "")),
-                f"{result['duration_ms']:.0f}",
-                flows,
-                result["reason"],
+            outcome = result["outcome"]
+            lines.append(
+                Text.assemble(
+                    f"{result['environment']:<5} stage {result['stage']}  {result['env_var']}  ",
+                    (outcome, OUTCOME_STYLE.get(outcome, "")),
+                    (f"  {result['duration_ms']:.0f} ms", "dim"),
+                )
             )
-    return table
+            flows = ", ".join(f"{flow['name']} {flow['outcome']}" for flow in result.get("flows", []))
+            if flows:
+                lines.append(Text(f"flows: {flows}"))
+            if result["reason"]:
+                lines.append(Text(f"reason: {result['reason']}", style="dim"))
+    return lines
 
 
 def explain(report: dict[str, Any]) -> list[str]:
@@ -65,6 +71,11 @@ def explain(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def shown(markdown: str) -> str:
+    """Card Markdown as a maker reads it: escapes resolved, invisible zero-width spaces gone."""
+    return re.sub(r"\\([\\`*_\[\]<>~#|{}!.+-])", r"\1", markdown).replace("\u200b", "")
+
+
 def _card_lines(element: dict[str, Any], lines: list[Text]) -> None:
     kind = element.get("type")
     if kind == "TextBlock":
@@ -73,10 +84,10 @@ def _card_lines(element: dict[str, Any], lines: list[Text]) -> None:
             style = f"bold {style}".strip()
         if element.get("isSubtle"):
             style = f"dim {style}".strip()
-        lines.append(Text(str(element.get("text", "")), style=style))
+        lines.append(Text(shown(str(element.get("text", ""))), style=style))
     elif kind == "FactSet":
         for fact in element.get("facts", []):
-            lines.append(Text.assemble((f"{fact['title']}: ", "bold"), str(fact["value"])))
+            lines.append(Text.assemble((f"{shown(fact['title'])}: ", "bold"), shown(str(fact["value"]))))
     elif kind == "ColumnSet":
         cells: list[Text] = []
         for column in element.get("columns", []):
@@ -114,15 +125,36 @@ class Narrator:
 
     def act(self, title: str) -> None:
         self.console.print()
-        self.console.rule(f"[bold]{title}", align="left")
+        if len(title) + 6 <= self.console.width:
+            self.console.rule(f"[bold]{title}", align="left")
+        else:  # a rule would cut the title short: the title wrapped, the rule below it
+            self.console.print(Text(title, style="bold"))
+            self.console.rule()
 
     def say(self, text: str = "", style: str = "") -> None:
-        self.console.print(text, style=style, highlight=False)
+        """A line; when it wraps, the continuation keeps the line's indent."""
+        indent = len(text) - len(text.lstrip(" "))
+        self.wrapped(Text(text[indent:], style=style), indent)
+
+    def wrapped(self, text: Text, indent: int) -> None:
+        """Wraps between words at the console's width, every line indented (no trailing blanks)."""
+        width = max(20, self.console.width - indent)
+        offset = 0
+        for paragraph in text.plain.split("\n"):
+            position = 0
+            for line in textwrap.wrap(paragraph, width, break_on_hyphens=False) or [""]:
+                start = paragraph.index(line, position)
+                position = start + len(line)
+                piece = text[offset + start : offset + position]
+                self.console.print(Text(" " * indent) + piece if line else Text(""), soft_wrap=True)
+            offset += len(paragraph) + 1
 
     def report(self, report: dict[str, Any]) -> None:
-        self.console.print(results_table(report))
+        for line in results_lines(report):
+            detail = line.plain.startswith(("flows: ", "reason: "))
+            self.wrapped(line, 6 if detail else 2)
         for line in explain(report):
-            self.say(f"  · {line}", style="dim")
+            self.wrapped(Text(f"· {line}", style="dim"), 2)
         self.say(
             f"  correlation id {report['correlation_id']} · Teams: {report['notification']}", style="dim"
         )

@@ -2,6 +2,9 @@
 
 ``python -m emulator rotate SECRET --settings local.settings.json``: rotate a secret in the running
 emulator and print the Event Grid event (a JSON array, ready to POST to the function) on stdout.
+
+``python -m emulator cards [--json] --settings local.settings.json``: print the Teams cards the
+running emulator has recorded (the running emulator also prints a one-line summary of each).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from ._control import rotate_request
+from ._control import cards_request, rotate_request
 from ._core import Emulator
 from ._seed import SeedError, load_seed
 from ._settings import write_core_tools_settings
 from ._state import TEAMS_HOST
+from ._teams import card_lines, card_summary
 
 WEBHOOK_FILE = "teams-webhook-url"
 
@@ -80,6 +84,29 @@ def rotate(argv: Sequence[str]) -> int:
     return 0
 
 
+def cards(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m emulator cards", description="Print the Teams cards the running emulator recorded."
+    )
+    parser.add_argument("--json", action="store_true", help="the messages as posted, as a JSON array")
+    parser.add_argument("--settings", metavar="FILE", default="local.settings.json", help="as for rotate")
+    args = parser.parse_args(argv)
+    try:
+        values = json.loads(Path(args.settings).read_text(encoding="utf-8"))["Values"]
+        posted = cards_request(values["IDENTITY_ENDPOINT"], values["IDENTITY_HEADER"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"python -m emulator cards: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(posted, indent=2))
+        return 0
+    print(f"# {len(posted)} Teams card(s) recorded", file=sys.stderr)
+    for number, message in enumerate(posted, 1):
+        print(f"--- card {number}")
+        print("\n".join(f"  {line}" for line in card_lines(message)))
+    return 0
+
+
 def _write_private(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -90,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["rotate"]:
         return rotate(argv[1:])
+    if argv[:1] == ["cards"]:
+        return cards(argv[1:])
     args = _parser().parse_args(argv)
     if args.write_settings and not args.seed:
         print("python -m emulator: --write-settings needs --seed", file=sys.stderr)
@@ -133,9 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"# Key Vault {vault.name}: {vault.url}")
         for env in emulator.environments():
             print(f"# Environment {env.name}: id={env.id} url={env.url}")
+        print("# Teams cards are summarised here as they arrive; `python -m emulator cards` prints them.")
         sys.stdout.flush()
+        shown = 0
         while not stop.wait(0.2):
-            pass
+            posted = emulator.teams_posts
+            for message in posted[shown:]:
+                print(f"# Teams card: {card_summary(message)}", flush=True)
+            shown = len(posted)
     print("# Lockstep emulator stopped.", flush=True)
     return 0
 

@@ -1,13 +1,15 @@
-"""Loopback control endpoint: lets another process (an operator's shell) rotate a secret.
+"""Loopback control endpoint: lets another process (an operator's shell) rotate a secret and
+read the Teams cards the emulator has recorded.
 
 Served next to the managed-identity endpoint on 127.0.0.1 only, never through the service
 hostnames, and guarded by the same per-run header value (`X-Emulator-Control: <IDENTITY_HEADER>`),
-so only whoever holds the emulator's settings can drive it. The answer names the new version and
-carries the Event Grid event Key Vault would publish; it never contains the value.
+so only whoever holds the emulator's settings can drive it. A rotation's answer names the new
+version and carries the Event Grid event Key Vault would publish; it never contains the value.
 """
 
 from __future__ import annotations
 
+import copy
 import hmac
 import json
 import secrets
@@ -34,8 +36,14 @@ def make_handler(state: State) -> ControlHandler:
             return error_response(
                 401, "unauthorized", f"Send the {HEADER} header (the IDENTITY_HEADER value)."
             )
+        if request.path == f"{PREFIX}cards" and request.method == "GET":
+            with state.lock:
+                cards = copy.deepcopy(state.teams_posts)
+            return json_response(200, {"cards": cards})
         if request.path != f"{PREFIX}rotate":
-            return error_response(404, "not_found", "The control endpoint offers POST /control/rotate.")
+            return error_response(
+                404, "not_found", "The control endpoint offers POST /control/rotate and GET /control/cards."
+            )
         if request.method != "POST":
             return error_response(405, "method_not_allowed", "Use POST.")
         body = parse_json_object(await request.read())
@@ -70,17 +78,29 @@ def _rotate(state: State, body: dict[str, Any]) -> web.Response:
 
 def rotate_request(identity_endpoint: str, header: str, secret: str, vault: str | None) -> dict[str, Any]:
     """Client side, for `python -m emulator rotate`: POST to the control endpoint next to the identity one."""
+    return _call(
+        identity_endpoint, header, "rotate", {"secret": secret, **({"vault": vault} if vault else {})}
+    )
+
+
+def cards_request(identity_endpoint: str, header: str) -> list[dict[str, Any]]:
+    """Client side, for `python -m emulator cards`: the Teams messages the emulator has recorded."""
+    cards: list[dict[str, Any]] = _call(identity_endpoint, header, "cards", None)["cards"]
+    return cards
+
+
+def _call(identity_endpoint: str, header: str, action: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    """POST `body` (or GET without one) to /control/<action>; a refusal or no answer is a ValueError."""
     import urllib.error
     import urllib.request
 
     base = identity_endpoint.split("/msi/", 1)[0]
     if not base.startswith("http://127.0.0.1:"):
         raise ValueError(f"IDENTITY_ENDPOINT {identity_endpoint!r} is not the emulator's loopback endpoint")
-    payload = json.dumps({"secret": secret, **({"vault": vault} if vault else {})}).encode()
     request = urllib.request.Request(  # noqa: S310 - a loopback http URL checked above
-        f"{base}{PREFIX}rotate",
-        data=payload,
-        method="POST",
+        f"{base}{PREFIX}{action}",
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
         headers={"Content-Type": "application/json", HEADER: header},
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy

@@ -18,12 +18,26 @@ from . import _identity, _teams
 from ._diagnostics import Diagnostics
 from ._environment import Environment
 from ._listeners import LOOPBACK, Endpoints, Listeners
-from ._state import ADMIN_HOST, CRM_SUFFIX, POWER_PLATFORM_API_HOST, EnvironmentState, State, VaultState
+from ._state import (
+    ADMIN_HOST,
+    CRM_SUFFIX,
+    DOMAIN,
+    POWER_PLATFORM_API_HOST,
+    TEAMS_HOST,
+    EnvironmentState,
+    State,
+    VaultState,
+)
 from ._tenant import Tenant
 from ._tls import LABEL
 from ._vault import KeyVault
 
 NO_PROXY = "127.0.0.1,localhost"
+# LOCKSTEP_ALLOWED_HOSTS for a Lockstep pointed here: the admin API and webhook hosts, and the
+# Power Platform API hosts (base and per-environment) the emulator answers for.
+ALLOWED_HOSTS = ",".join(
+    (ADMIN_HOST, TEAMS_HOST, f"api.powerplatform.{DOMAIN}", f"*.environment.api.powerplatform.{DOMAIN}")
+)
 VAULT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -108,6 +122,8 @@ class Emulator(Diagnostics, Tenant):
             "IDENTITY_HEADER": self.identity_header,
             "POWER_PLATFORM_ADMIN_URL": self.admin_url,
             "POWER_PLATFORM_API_URL": self.power_platform_api_url,
+            # Lockstep accepts only Microsoft's hosts unless told otherwise: these are the emulator's.
+            "LOCKSTEP_ALLOWED_HOSTS": ALLOWED_HOSTS,
         }
 
     def add_ca_to_aiohttp_default_context(self) -> None:

@@ -2,8 +2,9 @@
 
 Faithful to what flow refresh relies on:
 - `workflows` rows of category 5 (cloud flows) with `clientdata` (the flow definition as a JSON
-  string) and the only state pairs Dataverse accepts for them: 0/1 (Draft, off) and 1/2
-  (Activated, on), set with `PATCH workflows(<id>)`.
+  string), listed in pages (`Prefer: odata.maxpagesize=N`, `@odata.nextLink` with a `$skiptoken`,
+  5,000 rows when the client states no size), and the only state pairs Dataverse accepts for
+  them: 0/1 (Draft, off) and 1/2 (Activated, on), set with `PATCH workflows(<id>)`.
 - Turning a flow on is refused with `ConnectionAuthorizationFailed` (wrapped in Dataverse's
   "Flow client error" message) unless its connections are shared with the caller or the request
   impersonates the flow's owner (`CallerObjectId: <owner's Entra object id>`).
@@ -19,10 +20,21 @@ import re
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from ._agents import BOTCOMPONENT_COMPONENT_TYPE
 from ._connections import Connection
-from ._odata import CALLER, GUID, ODataError, _guid, _query_options, _require_method, _response
+from ._odata import (
+    CALLER,
+    GUID,
+    ODataError,
+    _guid,
+    _page_size,
+    _query_options,
+    _require_method,
+    _response,
+    _skip,
+)
 from ._state import EnvironmentState, Workflow
 
 CODE_FLOW_CLIENT = "0x80060467"
@@ -137,19 +149,31 @@ def _workflow_json(flow: Workflow) -> dict[str, Any]:
 
 
 def _list_workflows(env: EnvironmentState, request: web.Request, base: str) -> web.Response:
-    options = _query_options(request, {"$filter", "$select"})
+    """Lists workflows in id order, one page at a time, like Dataverse's server-side paging."""
+    options = _query_options(request, {"$filter", "$select", "$skiptoken"})
     category: int | None = None
     if "$filter" in options:
         match = CATEGORY_FILTER.match(options["$filter"])
         if match is None:
             raise ODataError(400, "0x80060888", "The emulator filters workflows by 'category eq <n>' only.")
         category = int(match.group(1))
-    rows = [
-        _workflow_json(flow)
+    page_size, preferred = _page_size(request)
+    skip = _skip(options.get("$skiptoken"))
+    matching = [
+        flow
         for flow in sorted(env.workflows.values(), key=lambda f: f.id)
         if category is None or flow.category == category
     ]
-    return _response(200, {"@odata.context": f"{base}$metadata#workflows", "value": rows})
+    body: dict[str, Any] = {
+        "@odata.context": f"{base}$metadata#workflows",
+        "value": [_workflow_json(flow) for flow in matching[skip : skip + page_size]],
+    }
+    if skip + page_size < len(matching):
+        query = {key: value for key, value in options.items() if key != "$skiptoken"}
+        query["$skiptoken"] = str(skip + page_size)
+        body["@odata.nextLink"] = str(URL(f"{base}workflows").with_query(query))
+    headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if preferred else None
+    return _response(200, body, headers=headers)
 
 
 def _dependents(env: EnvironmentState, request: web.Request, base: str) -> web.Response:

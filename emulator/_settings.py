@@ -52,7 +52,10 @@ def core_tools_values(emulator: Emulator, document: dict[str, Any]) -> dict[str,
 
 
 def write_core_tools_settings(path: str | Path, emulator: Emulator, document: dict[str, Any]) -> None:
+    """Writes the file with mode 0600, also when it exists already: `os.open`'s mode applies only
+    to a file it creates, so an existing (say 0644) file is narrowed before the credentials go in."""
     text = json.dumps({"IsEncrypted": False, "Values": core_tools_values(emulator, document)}, indent=2)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
         handle.write(text + "\n")

@@ -109,3 +109,40 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
     with state.lock:
         state.teams_posts.append(copy.deepcopy(body))
     return empty_response(202)
+
+
+def _texts_and_facts(message: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every TextBlock's text, in order, and every FactSet fact as `(title, value)`, in order."""
+    lines: list[str] = []
+    facts: list[tuple[str, str]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if node.get("type") == "TextBlock" and isinstance(node.get("text"), str):
+                lines.append(node["text"])
+            if node.get("type") == "FactSet":
+                for fact in node.get("facts") or []:
+                    facts.append((str(fact.get("title")), str(fact.get("value"))))
+                    lines.append(f"{fact.get('title')}: {fact.get('value')}")
+            for key in ("attachments", "content", "body", "items", "columns"):
+                walk(node.get(key))
+
+    walk(message)
+    return lines, facts
+
+
+def card_lines(message: dict[str, Any]) -> list[str]:
+    """A recorded message as plain text, for people at a terminal (`python -m emulator cards`)."""
+    return _texts_and_facts(message)[0]
+
+
+def card_summary(message: dict[str, Any]) -> str:
+    """One line per card: its headline (the first text), then its outcome and correlation id."""
+    lines, facts = _texts_and_facts(message)
+    shown = dict(facts)
+    parts = [lines[0] if lines else "(a card with no text)"]
+    parts += [f"{key.lower()} {shown[key]}" for key in ("Outcome", "Correlation id") if key in shown]
+    return " · ".join(parts)

@@ -5,6 +5,10 @@ what needs attention first (failed, rolled back, held back, skipped targets, and
 must turn back on), each with what to do; then the outcomes stage by stage with the flows
 refreshed. Pure: built from a RunReport, which holds names and outcomes and never a value.
 
+Text others control (flow names, remote error messages and the reasons built from them) goes
+through `literal`: TextBlock and FactSet text is Markdown, and a flow named
+`[Re-authorise here](https://…)` must not become a link inside a card people trust.
+
 Adaptive Cards 1.4 (what Teams renders everywhere). Teams refuses messages over ~28 KB, so a big
 run is summarised: per-target rows only up to MAX_TARGET_ROWS, counts per stage beyond that,
 and at most MAX_ATTENTION_ROWS attention items (the log and `python -m sync status` have all).
@@ -12,6 +16,8 @@ and at most MAX_ATTENTION_ROWS attention items (the log and `python -m sync stat
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections import Counter
 from typing import Any
 
@@ -20,6 +26,7 @@ from sync.models import AgentOutcome, FlowOutcome, Outcome, RunReport, TargetRes
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 MAX_TARGET_ROWS = 40
 MAX_ATTENTION_ROWS = 25
+MAX_FLOW_NAMES = 3  # refreshed flows named per target; the rest counted
 OUTCOME_COLOUR = {
     Outcome.UPDATED: "Good",
     Outcome.CREATED: "Good",
@@ -28,17 +35,43 @@ OUTCOME_COLOUR = {
     Outcome.FAILED: "Attention",
     Outcome.ROLLED_BACK: "Warning",
     Outcome.HELD_BACK: "Warning",
+    Outcome.NEEDS_ACTION: "Warning",
 }
 WHAT_TO_DO = {
     Outcome.FAILED: "Fix the cause, then run `python -m sync sync <secret>` (or wait for the reconcile).",
     Outcome.ROLLED_BACK: "The previous value is back. Fix the stage's failing environment, then rotate.",
     Outcome.HELD_BACK: "Not touched: an earlier stage failed. It follows once that stage succeeds.",
+    Outcome.NEEDS_ACTION: "Lockstep may not change it: do what the reason says; the reconcile follows.",
     Outcome.SKIPPED: "Not written yet: Event Grid redelivers, and the nightly reconcile catches up.",
 }
 FLOWS_NOT_REFRESHED = (
     "Cloud flows keep the previous value until each is turned off and on again; flow refresh is "
     "off for some of these variables (refresh_flows: false), so turn their flows off and on."
 )
+
+
+# Markdown's active characters in the Adaptive Card subset and in Teams' renderers: backslash
+# escapes (CommonMark) keep them literal where escapes are honoured; where a client shows the
+# backslash (older Teams mobile) the syntax is still broken, never rendered.
+_ACTIVE = re.compile(r"([\\`*_\[\]<>~#|{}!])")
+_LIST_MARKER = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s)")
+# A zero-width space after ':' in '://' and after a '.' inside a name stops auto-linking of URLs
+# and bare domains (evil.example) and is invisible.
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=\.)(?=[0-9A-Za-z])|(?<=www)(?=\.)", re.IGNORECASE)
+ZWSP = "\u200b"
+
+
+def literal(text: str) -> str:
+    """Others' text as Markdown that renders it literally: one line, no control characters, every
+    Markdown token escaped, no auto-link."""
+    text = "".join(
+        " " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char
+        for char in text
+        if unicodedata.category(char) != "Cf" or char == ZWSP
+    )
+    text = _ACTIVE.sub(r"\\\1", text)
+    text = _LIST_MARKER.sub(lambda m: f"{m[1]}\\{m[2]}" if m[2] in "-+" else f"{m[1]}{m[2][:-1]}\\.", text)
+    return _AUTOLINK.sub(ZWSP, text)
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
@@ -81,7 +114,10 @@ def _status(report: RunReport) -> dict[str, Any]:
 
 
 def _facts(report: RunReport) -> dict[str, Any]:
-    versions = [f"{s.secret}: {s.version}" for s in report.secrets[:5] if s.version]
+    if len(report.secrets) == 1:  # the Secret fact names it already
+        versions = [s.version for s in report.secrets if s.version]
+    else:
+        versions = [f"{s.secret}: {s.version}" for s in report.secrets[:5] if s.version]
     counts = ", ".join(f"{count} {outcome}" for outcome, count in report.counts().items() if count)
     facts = [
         {"title": "Secret", "value": ", ".join(s.secret for s in report.secrets[:5]) or "-"},
@@ -118,6 +154,16 @@ def _agents_needing_action(report: RunReport) -> list[tuple[TargetResult, str, s
     return found
 
 
+def _detail(result: TargetResult) -> str:
+    """The reason and what to do, each said once: a gate's reason (rolled back, held back) already
+    says what to do, a failure's reason says only what went wrong."""
+    if not result.reason:
+        return WHAT_TO_DO[result.outcome]
+    if result.outcome in (Outcome.ROLLED_BACK, Outcome.HELD_BACK):
+        return literal(result.reason)
+    return f"{literal(result.reason)} — {WHAT_TO_DO[result.outcome]}"
+
+
 def _attention(report: RunReport) -> list[dict[str, Any]]:
     """Failures first, each with what to do; flows a person must turn on, named."""
     items: list[dict[str, Any]] = []
@@ -125,23 +171,20 @@ def _attention(report: RunReport) -> list[dict[str, Any]]:
     for secret, result in rows[:MAX_ATTENTION_ROWS]:
         items.append(
             _text(
-                f"**{result.environment}** (stage {result.stage}) · {result.env_var} ({secret}): "
+                f"**{result.environment}** (stage {result.stage}) · {literal(result.label)} ({secret}): "
                 f"{result.outcome.value.replace('_', ' ')}",
                 color=OUTCOME_COLOUR[result.outcome],
                 weight="Bolder",
                 spacing="Medium",
             )
         )
-        detail = (
-            f"{result.reason} — {WHAT_TO_DO[result.outcome]}" if result.reason else WHAT_TO_DO[result.outcome]
-        )
-        items.append(_text(detail, size="Small", spacing="None"))
+        items.append(_text(_detail(result), size="Small", spacing="None"))
     named = [("Flow", *item) for item in _flows_needing_action(report)]
     named += [("Agent", *item) for item in _agents_needing_action(report)]
     for what, result, name, reason in named[:MAX_ATTENTION_ROWS]:
         items.append(
             _text(
-                f'**{what} "{name}"** in {result.environment}: {reason}',
+                f'**{what} "{literal(name)}"** in {result.environment}: {literal(reason)}',
                 color="Attention",
                 size="Small",
                 spacing="Small",
@@ -160,22 +203,34 @@ def _attention(report: RunReport) -> list[dict[str, Any]]:
 
 
 def _flow_summary(result: TargetResult) -> str:
-    refreshed = sum(flow.outcome is FlowOutcome.REFRESHED for flow in result.flows)
-    published = sum(agent.outcome is AgentOutcome.PUBLISHED for agent in result.agents)
-    summary = f", {refreshed} flow{'s' if refreshed != 1 else ''} refreshed" if refreshed else ""
-    return summary + (f", {published} agent{'s' if published != 1 else ''} published" if published else "")
+    """The refreshed flows and republished agents by name (makers know them by name)."""
+    summary = ""
+    for what, verb, names in (
+        ("flow", "refreshed", [flow.name for flow in result.flows if flow.outcome is FlowOutcome.REFRESHED]),
+        ("agent", "republished", [a.name for a in result.agents if a.outcome is AgentOutcome.PUBLISHED]),
+    ):
+        if not names:
+            continue
+        shown = ", ".join(literal(name) for name in names[:MAX_FLOW_NAMES])
+        if len(names) > MAX_FLOW_NAMES:
+            shown += f" and {len(names) - MAX_FLOW_NAMES} more"
+        summary += f"; {what}{'s' if len(names) != 1 else ''} {verb}: {shown}"
+    return summary
 
 
 def _stages(report: RunReport) -> list[dict[str, Any]]:
     """Every target when the run is small; counts per stage and environment when it is big."""
-    results = sorted(report.results, key=lambda r: (r.stage, r.environment, r.env_var))
+    results = sorted(report.results, key=lambda r: (r.stage, r.environment, r.label))
     items: list[dict[str, Any]] = []
     for stage in sorted({r.stage for r in results}):
         in_stage = [r for r in results if r.stage == stage]
         items.append(_text(f"Stage {stage}", weight="Bolder", spacing="Large"))
         if len(results) <= MAX_TARGET_ROWS:
             facts = [
-                {"title": f"{r.environment} · {r.env_var}", "value": f"{r.outcome.value}{_flow_summary(r)}"}
+                {
+                    "title": f"{r.environment} · {literal(r.label)}",
+                    "value": f"{r.outcome.value}{_flow_summary(r)}",
+                }
                 for r in in_stage
             ]
         else:
@@ -241,7 +296,11 @@ def build_expiry_card(
             {
                 "type": "FactSet",
                 "facts": [
-                    {"title": target, "value": ", ".join(names[:10]) + (" …" if len(names) > 10 else "")}
+                    {
+                        "title": target,
+                        "value": ", ".join(literal(name) for name in names[:10])
+                        + (" …" if len(names) > 10 else ""),
+                    }
                     for target, names in list(flows.items())[:20]
                     if names
                 ],

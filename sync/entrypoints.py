@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sync.errors import ConfigurationError, InvalidEventError, ReconcileIncompleteError, SyncIncompleteError
-from sync.events import check_envelope, is_secret_event_type, parse_secret_event
+from sync.events import check_envelope, is_secret_event_type, loggable, parse_secret_event
 from sync.models import RunReport, Trigger
 from sync.runtime import get_service
 from sync.telemetry import correlation, current_correlation_id, get_logger, new_correlation_id, tracer
@@ -24,29 +24,39 @@ log = get_logger(__name__)
 async def handle_event_grid_event(
     *, event_id: Any, event_type: Any, subject: Any, topic: Any, data: Any
 ) -> RunReport | None:
-    """Runs one Event Grid event through Lockstep; raises when Event Grid should redeliver."""
+    """Runs one Event Grid event through Lockstep; raises when Event Grid should redeliver.
+
+    Event fields are logged before they are validated, so every one goes through `loggable`
+    (bounded, control characters escaped): an event must not size or forge a log line.
+    """
     configure_export()
+    shown_id = loggable(event_id)
     with correlation(new_correlation_id()):
         try:
             check_envelope(event_id=event_id, event_type=event_type, subject=subject, topic=topic)
         except InvalidEventError as error:
             log.error("event rejected, nothing written: %s", error)
             raise
-        log.info("event %s received: type=%s subject=%s", event_id, event_type, subject)
+        log.info(
+            "event %s received: type=%s subject=%s",
+            shown_id,
+            loggable(event_type),
+            "None" if subject is None else loggable(subject),
+        )
         if event_type.startswith("Microsoft.KeyVault.") and not is_secret_event_type(event_type):
-            log.info("event %s ignored: %s is not a secret event", event_id, event_type)
+            log.info("event %s ignored: %s is not a secret event", shown_id, loggable(event_type))
             return None
         try:
             event = parse_secret_event(
                 event_id=event_id, event_type=event_type, subject=subject, topic=topic, data=data
             )
         except InvalidEventError as error:
-            log.error("event %s rejected, nothing written: %s", event_id, error)
+            log.error("event %s rejected, nothing written: %s", shown_id, error)
             raise
         try:
             service = await get_service()
         except ConfigurationError as error:
-            log.error("event %s not processed: %s", event_id, error)
+            log.error("event %s not processed: %s", shown_id, error)
             raise
         with tracer.start_as_current_span(
             "lockstep.event",
@@ -61,7 +71,7 @@ async def handle_event_grid_event(
             report = await service.on_event(event)
         if report is not None and report.retryable:
             raise SyncIncompleteError(
-                f"event {event_id}: {sum(r.retryable for r in report.results)} target(s) failed transiently; "
+                f"event {shown_id}: {sum(r.retryable for r in report.results)} target(s) failed transiently; "
                 f"Event Grid will redeliver (correlation id {report.correlation_id})"
             )
         return report

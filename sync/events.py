@@ -39,6 +39,10 @@ TOPIC = re.compile(
 VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
 VAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
 MAX_ENVELOPE_FIELD = 1024
+# Longer than any Key Vault event type ("Microsoft.KeyVault.SecretNewVersionCreated" is 42).
+MAX_EVENT_TYPE = 200
+# What of an event's text reaches a log line or an exception message, before or after validation.
+MAX_LOGGED = 200
 EPOCH = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
@@ -53,6 +57,17 @@ class SecretEvent:
     version: str
     not_before: datetime | None
     expires: datetime | None
+
+
+def loggable(value: Any, limit: int = MAX_LOGGED) -> str:
+    """An event's field as it may appear in a log line or an exception: at most `limit` characters
+    (a 1 MB eventType must not make a 1 MB line), and every control character escaped (a CR/LF in
+    it must not forge a log line)."""
+    text = value if isinstance(value, str) else type(value).__name__
+    shown = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text[:limit]
+    )
+    return shown + (f"…(+{len(text) - limit} characters)" if len(text) > limit else "")
 
 
 def _epoch(value: Any, field: str) -> datetime | None:
@@ -88,8 +103,14 @@ def check_envelope(*, event_id: Any, event_type: Any, subject: Any, topic: Any) 
     """
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_ENVELOPE_FIELD:
         raise InvalidEventError("id", "must be a non-empty string")
+    # Logged everywhere downstream: a control character could forge a log line.
+    for field, value in (("id", event_id), ("eventType", event_type)):
+        if isinstance(value, str) and not value.isprintable():
+            raise InvalidEventError(field, "contains control characters")
     if not isinstance(event_type, str) or not event_type.strip():
         raise InvalidEventError("eventType", "must be a non-empty string")
+    if len(event_type) > MAX_EVENT_TYPE:
+        raise InvalidEventError("eventType", f"is longer than {MAX_EVENT_TYPE} characters")
     for field, value in (("subject", subject), ("topic", topic)):
         if value is not None and not isinstance(value, str):
             raise InvalidEventError(field, f"must be a string, not {type(value).__name__}")
@@ -108,7 +129,7 @@ def parse_secret_event(
     """Validates one secret event; raises InvalidEventError naming the first bad field."""
     check_envelope(event_id=event_id, event_type=event_type, subject=subject, topic=topic)
     if not is_secret_event_type(event_type):
-        raise InvalidEventError("eventType", f"{event_type!r} is not a Key Vault secret event")
+        raise InvalidEventError("eventType", f"'{loggable(event_type)}' is not a Key Vault secret event")
     if isinstance(data, str | bytes):
         try:
             data = json.loads(data)
@@ -121,7 +142,7 @@ def parse_secret_event(
 
     object_type = _text(lowered, "ObjectType")
     if object_type.lower() != "secret":
-        raise InvalidEventError("data.ObjectType", f"expected 'Secret', got {object_type!r}")
+        raise InvalidEventError("data.ObjectType", f"expected 'Secret', got '{loggable(object_type)}'")
     secret_name = _text(lowered, "ObjectName")
     if not SECRET_NAME.match(secret_name):
         raise InvalidEventError("data.ObjectName", "is not a Key Vault secret name")

@@ -17,6 +17,9 @@ from sync.mapping import Environment, Mapping
 from sync.models import Definition, DefinitionType, EnvironmentStatus, Target
 
 MAX_VALUE_LENGTH = 2000
+# JSON nested deeper than this is refused before parsing: Python's parser recurses per level and
+# would raise RecursionError (an unexpected, retryable crash) long before the length limit bites.
+MAX_JSON_DEPTH = 100
 
 
 def targets_for(mapping: Mapping, secret: str) -> list[Target]:
@@ -93,11 +96,7 @@ def value_problem(definition_type: int, value: str) -> str | None:
                 return "the definition is of type Boolean and the secret is not 'yes' or 'no'"
             return None
         case DefinitionType.JSON:
-            try:
-                json.loads(value)
-            except ValueError:
-                return "the definition is of type JSON and the secret is not valid JSON"
-            return None
+            return json_problem(value)
         case DefinitionType.SECRET:
             return (
                 "the definition is of type Secret: it holds a Key Vault reference resolved at run time, "
@@ -107,6 +106,42 @@ def value_problem(definition_type: int, value: str) -> str | None:
             return "the definition is of type Data source, which cannot hold a secret value"
         case _:
             return f"the definition has an unknown type {definition_type}"
+
+
+def json_depth(value: str) -> int:
+    """The deepest nesting of arrays and objects in `value`, outside string literals."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in value:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def json_problem(value: str) -> str | None:
+    """Why a value is not acceptable JSON for a JSON definition, or None; never quotes it."""
+    if json_depth(value) > MAX_JSON_DEPTH:
+        return (
+            f"the definition is of type JSON and the secret nests arrays or objects more than "
+            f"{MAX_JSON_DEPTH} levels deep, which Lockstep does not parse"
+        )
+    try:
+        json.loads(value)
+    except (ValueError, RecursionError):
+        return "the definition is of type JSON and the secret is not valid JSON"
+    return None
 
 
 def plan_write(definition: Definition | None, env_var: str, desired: SecretStr) -> WriteAction:

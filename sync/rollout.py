@@ -48,8 +48,10 @@ def judge_stage(rollout: str, stage: int, results: Sequence[TargetResult]) -> St
         where = ", ".join(sorted({r.environment for r in permanent}))
         return StageVerdict(
             Gate.ROLL_BACK,
-            f"stage {stage} failed in {where}: later stages were not touched; fix the cause, then "
-            "rotate again or run the reconcile",
+            f"stage {stage} failed in {where}: stage {stage} is rolled back"
+            + (", earlier stages keep the new value" if stage > 1 else "")
+            + f", stages after {stage} were not touched; fix the cause, then rotate again or run the "
+            "reconcile",
         )
     # A target that needs a person (a connection not shared with Lockstep) says nothing about the
     # credential, so it holds nothing back.

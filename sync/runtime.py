@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import httpx
 from azure.core.pipeline.transport import AioHttpTransport
-from azure.identity.aio import DefaultAzureCredential
+from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 from sync.adapters.admin import PowerPlatformAdmin
@@ -40,6 +40,7 @@ from sync.tls import ssl_context
 log = get_logger(__name__)
 USER_AGENT = "lockstep/0.1"
 KEY_VAULT_CONNECTIONS = 32
+Credential = DefaultAzureCredential | ManagedIdentityCredential
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Runtime:
     secrets: KeyVaultReader
     dataverse: DataverseClient
     admin: PowerPlatformAdmin
-    credential: DefaultAzureCredential
+    credential: Credential
     inventory: Inventory
     # Every kind of target, for the engine and for read-only inspection (plan, status).
     kinds: dict[TargetKindName, TargetKinds]
@@ -77,12 +78,47 @@ def key_vault_transport() -> AioHttpTransport:
     return AioHttpTransport(session=session, session_owner=True)
 
 
-def build_runtime(settings: Settings, loop: asyncio.AbstractEventLoop) -> Runtime:
+def in_azure(environ: Mapping[str, str]) -> bool:
+    """Whether the Functions host runs us in Azure, judged by what the platform itself sets:
+    WEBSITE_INSTANCE_ID (App Service and the plans built on it; the host's own test), the site
+    name together with the managed-identity endpoint, or the Flex Consumption SKU."""
+    return bool(
+        environ.get("WEBSITE_INSTANCE_ID")
+        or (environ.get("WEBSITE_SITE_NAME") and environ.get("IDENTITY_ENDPOINT"))
+        or environ.get("WEBSITE_SKU") == "FlexConsumption"
+    )
+
+
+def make_credential(client_id: str | None, environ: Mapping[str, str]) -> Credential:
+    """The managed identity alone in Azure; the developer chain elsewhere.
+
+    DefaultAzureCredential tries environment variables (a service principal's secret) and workload
+    identity before the managed identity, so in Azure a stray AZURE_CLIENT_SECRET app setting
+    would quietly replace the identity the deployment granted. Locally (Core Tools, the CLI, the
+    emulator) the chain is what lets a developer's own sign-in or the emulated endpoint work.
+    """
+    if in_azure(environ):
+        log.info("running in Azure: authenticating with the managed identity only")
+        return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    return DefaultAzureCredential(managed_identity_client_id=client_id)
+
+
+def build_runtime(
+    settings: Settings, loop: asyncio.AbstractEventLoop, environ: Mapping[str, str] | None = None
+) -> Runtime:
     """Wires the adapters to the engine. Synchronous, so two first invocations cannot race."""
     quiet_noisy_loggers()
-    credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+    if settings.allowed_hosts:
+        log.warning(
+            "LOCKSTEP_ALLOWED_HOSTS allows hosts beyond the documented Power Platform and Teams "
+            "Workflows hosts (%s); in use: %s",
+            ", ".join(settings.allowed_hosts),
+            "; ".join(settings.overridden_hosts) or "none",
+        )
+    verify = ssl_context()  # first: a trust store that cannot load is a ConfigurationError, nothing to close
+    credential = make_credential(settings.azure_client_id, os.environ if environ is None else environ)
     http = httpx.AsyncClient(
-        verify=ssl_context(),
+        verify=verify,
         headers={"User-Agent": USER_AGENT},
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         follow_redirects=False,
@@ -143,7 +179,7 @@ async def get_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     if _runtime is not None and _runtime.loop is loop:
         return _runtime
     settings = load_settings(os.environ if environ is None else environ)
-    _runtime = build_runtime(settings, loop)
+    _runtime = build_runtime(settings, loop, os.environ if environ is None else environ)
     return _runtime
 
 

@@ -17,9 +17,21 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from sync.errors import ConfigurationError
+from sync.hosts import (
+    ADMIN_HOSTS,
+    API_HOSTS,
+    OVERRIDE_SETTING,
+    WEBHOOK_SUFFIXES,
+    HostOverride,
+    describe,
+    is_webhook_host,
+    parse_override,
+)
 from sync.mapping import GUID, Mapping, parse_mapping
+from sync.tls import trust_store_problems
 
 DEFAULT_ADMIN_URL = "https://api.bap.microsoft.com"
+DEFAULT_API_URL = "https://api.powerplatform.com"
 VAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
 CLIENT_ID = re.compile(rf"^{GUID}$")
 
@@ -38,6 +50,11 @@ class Settings:
     flow_activation_as_owner: bool = False
     # Why notifications are off although TEAMS_WEBHOOK_URL is set (never the value itself).
     teams_webhook_problem: str | None = None
+    # Power Platform API base: per-environment hosts and the token scope derive from it.
+    power_platform_api_url: str = DEFAULT_API_URL
+    # LOCKSTEP_ALLOWED_HOSTS entries, and "SETTING host" for each host only they allow (warned on start).
+    allowed_hosts: tuple[str, ...] = ()
+    overridden_hosts: tuple[str, ...] = ()
 
 
 def _https_base(value: str, name: str, problems: list[str]) -> str | None:
@@ -98,13 +115,18 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
 
     mapping = _load_mapping(environ, problems)
 
-    webhook, webhook_problem = _teams_webhook(environ.get("TEAMS_WEBHOOK_URL", "").strip())
+    override = parse_override(environ.get(OVERRIDE_SETTING, ""), problems)
+    overridden: list[str] = []
+    webhook, webhook_problem = _teams_webhook(
+        environ.get("TEAMS_WEBHOOK_URL", "").strip(), override, overridden
+    )
     as_owner = _flag(environ, "FLOW_ACTIVATION_AS_OWNER", problems)
 
-    admin_url = _https_base(
-        environ.get("POWER_PLATFORM_ADMIN_URL", "").strip() or DEFAULT_ADMIN_URL,
-        "POWER_PLATFORM_ADMIN_URL",
-        problems,
+    admin_url = _token_base(
+        environ, "POWER_PLATFORM_ADMIN_URL", DEFAULT_ADMIN_URL, ADMIN_HOSTS, override, problems, overridden
+    )
+    api_url = _token_base(
+        environ, "POWER_PLATFORM_API_URL", DEFAULT_API_URL, API_HOSTS, override, problems, overridden
     )
 
     client_id = environ.get("AZURE_CLIENT_ID", "").strip() or None
@@ -118,7 +140,16 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
             "({second} {minute} {hour} {day} {month} {day-of-week}, e.g. '0 0 2 * * *')"
         )
 
-    if problems or vault_base is None or vault_name is None or mapping is None or admin_url is None:
+    problems.extend(trust_store_problems(environ))  # SSL_CERT_FILE / REQUESTS_CA_BUNDLE
+
+    if (
+        problems
+        or vault_base is None
+        or vault_name is None
+        or mapping is None
+        or not admin_url
+        or not api_url
+    ):
         raise ConfigurationError(problems)
     return Settings(
         key_vault_uri=vault_base + "/",
@@ -129,10 +160,48 @@ def load_settings(environ: EnvMapping[str, str]) -> Settings:
         azure_client_id=client_id,
         flow_activation_as_owner=as_owner,
         teams_webhook_problem=webhook_problem,
+        power_platform_api_url=api_url,
+        allowed_hosts=override.patterns,
+        overridden_hosts=tuple(overridden),
     )
 
 
-def _teams_webhook(webhook: str) -> tuple[str | None, str | None]:
+def _token_base(
+    environ: EnvMapping[str, str],
+    name: str,
+    default: str,
+    documented: frozenset[str],
+    override: HostOverride,
+    problems: list[str],
+    overridden: list[str],
+) -> str | None:
+    """A base URL that receives the app's Power Platform token: a documented host of some cloud,
+    or a host the operator allowed in LOCKSTEP_ALLOWED_HOSTS (recorded, to be warned about)."""
+    base = _https_base(environ.get(name, "").strip() or default, name, problems)
+    if base is None:
+        return None
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:
+        problems.append(f"{name}: the port is not a number")
+        return None
+    if host in documented and port in (None, 443) and not parts.username:
+        return base
+    if override.allows(host) and not parts.username:
+        overridden.append(f"{name} {host}")
+        return base
+    problems.append(
+        f"{name}: {parts.netloc!r} is not a documented host for it ({describe(documented)}); "
+        f"it would receive a Power Platform token. List it in {OVERRIDE_SETTING} to allow it"
+    )
+    return None
+
+
+def _teams_webhook(
+    webhook: str, override: HostOverride, overridden: list[str]
+) -> tuple[str | None, str | None]:
     """(usable URL, None) or (None, why not). Notifications are optional: a bad webhook setting
     turns them off and is reported on every run and by `doctor`; it never stops the sync."""
     if not webhook:
@@ -143,10 +212,24 @@ def _teams_webhook(webhook: str) -> tuple[str | None, str | None]:
             "(check keyVaultReferenceIdentity and the identity's access to the vault)"
         )
     parts = urlsplit(webhook)
-    if parts.scheme != "https" or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme != "https" or not parts.hostname or port == -1:
         # Never echo the value: the webhook URL carries its own signature.
         return None, "TEAMS_WEBHOOK_URL: must be an https:// URL (value not shown: it is a credential)"
-    return webhook, None
+    host = parts.hostname
+    if parts.username is None and is_webhook_host(host) and port in (None, 443):
+        return webhook, None
+    if parts.username is None and override.allows(host):
+        overridden.append(f"TEAMS_WEBHOOK_URL {host}")
+        return webhook, None
+    return None, (
+        f"TEAMS_WEBHOOK_URL: its host {host!r} is not a Teams Workflows host "
+        f"(*{', *'.join(WEBHOOK_SUFFIXES)}); list it in {OVERRIDE_SETTING} to allow it "
+        "(rest of the value not shown: it is a credential)"
+    )
 
 
 def _flag(environ: EnvMapping[str, str], name: str, problems: list[str]) -> bool:

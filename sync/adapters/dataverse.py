@@ -20,7 +20,7 @@ from sync.adapters.http import BearerTokenAuth, RetryPolicy, json_object, odata_
 from sync.errors import PermanentError, TransientError
 from sync.mapping import SCHEMA_NAME
 from sync.models import Definition
-from sync.redact import scrub, shorten
+from sync.redact import register
 from sync.targets import base
 
 API_PATH = "/api/data/v9.2"
@@ -100,6 +100,7 @@ class DataverseClient:
         if len(rows) > 1:
             raise PermanentError(f"{len(rows)} definitions are named {schema_name!r}; expected one")
         definition, value_rows = definition_from_row(rows[0])
+        register(definition.value_row.value if definition.value_row else None)  # the previous value
         if value_rows > 1:
             raise PermanentError(
                 f"definition {schema_name!r} has {value_rows} value rows; expected at most one"
@@ -167,7 +168,9 @@ class DataverseClient:
                 params=params,
             )
 
-        return await read_definitions(send, org_url, api_base, schema_names)
+        found = await read_definitions(send, org_url, api_base, schema_names)
+        register(*(d.value_row.value for d in found.values() if d.value_row))  # previous values
+        return found
 
     async def delete_value(self, org_url: str, row_id: str, etag: str) -> None:
         """DELETE a value row this run created (rollback), only if it is still the version we wrote."""
@@ -196,8 +199,7 @@ class DataverseClient:
 def raise_for_error(response: httpx.Response, action: str, value: SecretStr | None = None) -> None:
     if response.is_success:
         return
-    code, message = odata_error(response)
-    detail = shorten(scrub(message, value))
+    code, detail = odata_error(response, value)
     hint = ""
     if response.status_code in (401, 403):
         hint = " (is the managed identity an application user with the Lockstep security role?)"

@@ -115,6 +115,7 @@ async def read_definitions(
     for chunk in chunks(unique):
         params: dict[str, str] | None = {"$filter": in_filter(chunk), "$select": SELECT, "$expand": EXPAND}
         url = f"{api_base}/environmentvariabledefinitions"
+        seen = {str(httpx.URL(url, params=params))}
         for _ in range(MAX_PAGES):
             response = await send(url, params)
             if not response.is_success:
@@ -132,6 +133,12 @@ async def read_definitions(
             if not next_link.startswith(f"{api_base}/"):
                 # The token goes wherever we send the request: follow links into this org only.
                 raise PermanentError("Dataverse's @odata.nextLink points outside the organisation")
+            if next_link in seen:  # a loop: following it would only repeat pages until MAX_PAGES
+                raise PermanentError(
+                    f"Dataverse's @odata.nextLink repeats an earlier page after {len(seen)} requests: "
+                    "the definitions listing would never end"
+                )
+            seen.add(next_link)
             url, params = next_link, None
         else:
             raise TransientError(f"the definitions listing did not end after {MAX_PAGES} pages")

@@ -6,6 +6,11 @@ definition (solution-aware flows record a dependency, component type 29 on type 
 with the cloud flows (`workflows`, category 5) whose definition parameters name the variable's
 schema name in `metadata.schemaName`. Every candidate is confirmed by parsing its parameters, so
 a flow is only ever touched when it really uses the variable.
+
+The listing reads every cloud flow's definition, which can be hundreds of megabytes in a large
+environment. It is read a page of FLOW_PAGE_SIZE flows at a time, each page's body bounded by
+FLOW_PAGE_MAX_BYTES, and each page is reduced to small `Flow` records before the next is
+requested, so memory stays flat in the number and size of flows.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.adapters.dataverse import DataverseClient, raise_for_error
+import httpx
+
+from sync.adapters.dataverse import API_PATH, DataverseClient, raise_for_error
 from sync.adapters.http import json_object
 from sync.errors import PermanentError, TransientError
 
@@ -27,6 +34,12 @@ FLOW_COLUMNS = "workflowid,name,category,statecode,statuscode,clientdata,_owneri
 ON = (1, 2)  # statecode Activated, statuscode Activated
 OFF = (0, 1)  # statecode Draft, statuscode Draft
 CONNECTION_REFUSED = "ConnectionAuthorizationFailed"
+# Flows per listing page (`Prefer: odata.maxpagesize`), and the most one page's body may weigh:
+# 20 definitions of up to ~3 MB each. A page over the limit is refused, never read.
+FLOW_PAGE_SIZE = 20
+FLOW_PAGE_MAX_BYTES = 64 * 1024 * 1024
+# A flow listing that pages more than this is not ours to follow (100,000 flows).
+MAX_FLOW_PAGES = 5000
 
 
 class ActivationRefused(PermanentError):
@@ -83,6 +96,21 @@ def flow_from_row(row: dict[str, Any]) -> Flow:
         ) from None
 
 
+def next_page_path(org_url: str, next_link: str, seen: set[str]) -> str:
+    """The Web API path (with its query) of the next page, refusing links that leave the
+    organisation (the token goes wherever the request goes) or that repeat an earlier one."""
+    base = f"{org_url}{API_PATH}/"
+    if not next_link.startswith(base):
+        raise PermanentError("Dataverse's @odata.nextLink points outside the organisation")
+    if next_link in seen:
+        raise PermanentError(
+            f"Dataverse's @odata.nextLink repeats an earlier page after {len(seen)} requests: "
+            "the listing would never end"
+        )
+    seen.add(next_link)
+    return next_link[len(base) :]
+
+
 async def _no_dependents() -> set[str]:
     return set()
 
@@ -92,18 +120,40 @@ class FlowsClient:
         self._dataverse = dataverse
 
     async def cloud_flows(self, org_url: str) -> list[Flow]:
-        """Every cloud flow of the organisation with what its definition uses."""
+        """Every cloud flow of the organisation with what its definition uses, page by page."""
+        flows: list[Flow] = []
+        path = "workflows"
+        params: dict[str, str] | None = {"$filter": f"category eq {CLOUD_FLOW}", "$select": FLOW_COLUMNS}
+        seen = {str(httpx.URL(f"{org_url}{API_PATH}/{path}", params=params))}
+        for _ in range(MAX_FLOW_PAGES):
+            page, next_link = await self._flow_page(org_url, path, params)
+            flows.extend(page)
+            if next_link is None:
+                return flows
+            path, params = next_page_path(org_url, next_link, seen), None
+        raise TransientError(f"the cloud-flow listing did not end after {MAX_FLOW_PAGES} pages")
+
+    async def _flow_page(
+        self, org_url: str, path: str, params: dict[str, str] | None
+    ) -> tuple[list[Flow], str | None]:
+        """One listing page reduced to Flow records; its body is dropped when this returns."""
         response = await self._dataverse.request(
             org_url,
             "GET",
-            "workflows",
-            params={"$filter": f"category eq {CLOUD_FLOW}", "$select": FLOW_COLUMNS},
+            path,
+            params=params,
+            headers={"Prefer": f"odata.maxpagesize={FLOW_PAGE_SIZE}"},
+            max_body=FLOW_PAGE_MAX_BYTES,
         )
         raise_for_error(response, "listing cloud flows")
-        rows = json_object(response, "Dataverse").get("value")
+        body = json_object(response, "Dataverse")
+        rows = body.get("value")
         if not isinstance(rows, list):
             raise TransientError("Dataverse answered the flow list without a 'value' list")
-        return [flow_from_row(row) for row in rows if isinstance(row, dict)]
+        next_link = body.get("@odata.nextLink")
+        if next_link is not None and not isinstance(next_link, str):
+            raise TransientError("Dataverse answered an @odata.nextLink that is not a string")
+        return [flow_from_row(row) for row in rows if isinstance(row, dict)], next_link
 
     async def dependent_flow_ids(self, org_url: str, definition_id: str) -> set[str]:
         """Workflows recorded as depending on the definition (solution-aware flows)."""

@@ -19,14 +19,24 @@ import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from opentelemetry.trace import SpanKind
+from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
 from sync import deadline
-from sync.errors import TransientError
+from sync.errors import PermanentError, TransientError
+from sync.redact import redact_remote, remote_code
 from sync.telemetry import throttled, tracer
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# The most Lockstep reads of one answer unless the call says otherwise (a page of 1,000 definitions
+# with 2,000-character values is under 9 MB). A larger body is refused while it streams in, so a
+# hostile or broken server cannot make the worker hold more than this per request.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+class ResponseTooLarge(PermanentError):
+    """The answer was larger than the call allows: refused unread (waiting does not shrink it)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,40 @@ def json_object(response: httpx.Response, service: str) -> dict[str, Any]:
     return body
 
 
+async def _read_bounded(response: httpx.Response, limit: int, service: str) -> httpx.Response:
+    """The response with its body read, or ResponseTooLarge as soon as more than `limit` bytes
+    (after content decoding, so a compressed bomb counts at its real size) have arrived."""
+
+    def too_large(size: str) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"{service} answered HTTP {response.status_code} with a body of {size}, more than the "
+            f"{limit} bytes Lockstep reads from one answer; the body was not read"
+        )
+
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(f"{int(declared)} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"more than {limit} bytes")
+        chunks.append(chunk)
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(chunks),
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
 def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, RetryableResponse | httpx.TransportError)
 
@@ -114,12 +158,15 @@ async def send_with_retry(
     *,
     policy: RetryPolicy,
     service: str,
+    max_body: int = MAX_BODY_BYTES,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Sends a request with retries; returns the final non-retryable response.
+    """Sends a request with retries; returns the final non-retryable response, its body read.
 
     Raises TransientError when retries are exhausted. `service` names the system in that message;
-    the URL is never included (a webhook URL carries its own credential).
+    the URL is never included (a webhook URL carries its own credential). The body is streamed
+    and refused (ResponseTooLarge) past `max_body` bytes; raise it only where larger answers are
+    legitimate and bounded by other means (e.g. a page size).
     """
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts) | _StopBeforeDeadline(),
@@ -147,7 +194,8 @@ async def send_with_retry(
                         "lockstep.attempt": attempt.retry_state.attempt_number,
                     },
                 ) as span:
-                    response = await client.request(method, url, timeout=timeout, **kwargs)
+                    async with client.stream(method, url, timeout=timeout, **kwargs) as streamed:
+                        response = await _read_bounded(streamed, max_body, service)
                     span.set_attribute("http.response.status_code", response.status_code)
                 if response.status_code == 429:
                     throttled.add(1, {"service": system})
@@ -193,13 +241,19 @@ class BearerTokenAuth(httpx.Auth):
         yield request
 
 
-def odata_error(response: httpx.Response) -> tuple[str, str]:
-    """(code, message) from an OData/ARM error body, tolerating bodies that are not JSON."""
+def odata_error(response: httpx.Response, *secrets: SecretStr | None) -> tuple[str, str]:
+    """(code, message) from an OData/ARM error body, tolerating bodies that are not JSON.
+
+    Both are the service's text, which may echo a value it was sent or held: the code is kept
+    only when it looks like one, the message is redacted (sync.redact.redact_remote) against
+    every value Lockstep holds and `secrets`.
+    """
     try:
         body = response.json()
     except ValueError:
-        return "", response.reason_phrase
+        return "", redact_remote(response.reason_phrase, *secrets)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return str(error.get("code", "")), str(error.get("message", ""))
-    return "", response.reason_phrase
+        code = remote_code(str(error.get("code", "")), *secrets)
+        return code, redact_remote(str(error.get("message", "")), *secrets)
+    return "", redact_remote(response.reason_phrase, *secrets)

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from sync.errors import PermanentError, TransientError
 from sync.models import SecretSnapshot
+from sync.redact import register
 
 
 class KeyVaultReader:
@@ -51,10 +52,12 @@ class KeyVaultReader:
             raise PermanentError(f"Key Vault answered HTTP {error.status_code} {code} for {name!r}") from None
         if secret.value is None or secret.properties.version is None:
             raise PermanentError(f"secret {name!r} has no value")
+        value = SecretStr(secret.value)
+        register(value)  # covered by every scrub while the run holds it
         return SecretSnapshot(
             name=name,
             version=secret.properties.version,
-            value=SecretStr(secret.value),
+            value=value,
             enabled=bool(secret.properties.enabled),
             expires=secret.properties.expires_on,
             updated=secret.properties.updated_on,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import UsageError  # the base of the public typer.BadParameter
+from typer.core import TyperGroup
 
 from sync.cli import commands
 from sync.cli.doctor import doctor as run_doctor
@@ -14,13 +17,42 @@ from sync.cli.exit_codes import ExitCode
 from sync.cli.output import Output
 from sync.cli.session import CommandError, Options, configure_logging, load, run
 from sync.runtime import Runtime
+from sync.telemetry import correlation, new_correlation_id
+
+
+class LockstepGroup(TyperGroup):
+    """Usage errors (unknown option or command, missing argument, a value out of range) exit 3.
+
+    click's usage errors exit 2, which here means "failures": a script branching on the exit code
+    would read a typo as an unreachable environment. Parsing the group's own arguments
+    (`make_context`) and the command's (inside `invoke`) is where every usage error is raised.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _usage_exits_3():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_exits_3():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_exits_3() -> Iterator[None]:
+    try:
+        yield
+    except UsageError as error:
+        error.exit_code = int(ExitCode.INVALID_CONFIGURATION)
+        raise
+
 
 app = typer.Typer(
     name="lockstep",
+    cls=LockstepGroup,
     help=(
         "Operate Lockstep: check the configuration, see what a sync would change, sync on demand, "
         "diagnose environments.\n\nExit codes: 0 in sync / done, 1 changes pending, 2 failures, "
-        "3 invalid configuration."
+        "3 invalid configuration or usage (an unknown option, a missing argument, a bad value)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -82,12 +114,13 @@ def validate(settings: SettingsFile = None, json: Json = False, verbose: Verbose
     """Check the settings and the mapping without contacting anything; list every problem with its field."""
     output = Output("validate", as_json=json)
     configure_logging(verbose)
-    try:
-        loaded = load(Options(settings_file=settings, json=json, verbose=verbose, timeout=0))
-    except CommandError as error:
-        output.problems(error.problems, error.code)
-        _finish(error.code)
-    _finish(commands.validate(loaded, output))
+    with correlation(new_correlation_id()):
+        try:
+            loaded = load(Options(settings_file=settings, json=json, verbose=verbose, timeout=0))
+        except CommandError as error:
+            output.problems(error.problems, error.code)
+            _finish(error.code)
+        _finish(commands.validate(loaded, output))
 
 
 @app.command()
@@ -107,7 +140,9 @@ def plan(
 
 @app.command("sync")
 def sync_command(
-    secret: Annotated[str, typer.Argument(help="The Key Vault secret name, as in the mapping.")],
+    secret: Annotated[
+        str, typer.Argument(metavar="SECRET", help="The Key Vault secret name, as in the mapping.")
+    ],
     env: Environments = None,
     settings: SettingsFile = None,
     json: Json = False,

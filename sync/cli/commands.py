@@ -177,7 +177,7 @@ def show_report(output: Output, report: RunReport) -> ExitCode:
 async def sync_one(
     runtime: Runtime, output: Output, budget: float, secret: str, environments: Collection[str] | None
 ) -> ExitCode:
-    check_names(runtime.service.settings.mapping, [secret], environments)
+    check_names(runtime.service.settings.mapping, [secret], environments, spelled="SECRET")
     total = len(select_targets(runtime.service.settings.mapping, [secret], environments))
     with output.progress(total, f"syncing {secret}") as advance, time_budget(budget):
         report = await runtime.service.engine.sync_secrets(

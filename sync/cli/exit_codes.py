@@ -9,7 +9,9 @@ class ExitCode(IntEnum):
     OK = 0  # in sync, or done
     PENDING = 1  # changes pending (plan, reconcile --dry-run, status)
     FAILURES = 2  # something is unreachable, refused, or needs fixing (doctor findings)
-    INVALID_CONFIGURATION = 3  # the settings or the mapping are invalid, or an argument names nothing mapped
+    INVALID_CONFIGURATION = (
+        3  # invalid settings or mapping, a usage error, or an argument naming nothing mapped
+    )
 
 
 def worst(*codes: ExitCode) -> ExitCode:

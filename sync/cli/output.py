@@ -4,12 +4,18 @@ Every command ends by handing `finish` its targets (dicts with at least secret, 
 env_var and state) and any other fields. With --json that is the whole of stdout; otherwise a
 table goes to stdout and messages to stderr, so `lockstep plan > plan.txt` keeps just the plan.
 Colour only on a terminal; rich honours NO_COLOR.
+
+Names and reasons come from others (flow names, remote error messages): they are printed as
+plain text, never as rich markup (`[link=…]` would become a hyperlink), with terminal control
+characters and escape sequences removed (`ESC ]8;;` hyperlinks, `ESC [2J` clear screen).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -17,8 +23,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from sync.cli.exit_codes import ExitCode
+from sync.telemetry import current_correlation_id
 
 STATE_STYLES = {
     "in_sync": "green",
@@ -30,6 +38,20 @@ STATE_STYLES = {
     "ok": "green",
 }
 PIPED_WIDTH = 160
+# CSI and OSC sequences whole (so no "[2J" debris), then any control or bidi-override character.
+_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]")
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def plain(text: str) -> Text:
+    """Others' text as rich shows it literally: no markup, no control characters."""
+    text = _SEQUENCE.sub("", text)
+    cleaned = "".join(
+        " " if char in "\t\r\n" else char
+        for char in text
+        if char in "\t\r\n" or (unicodedata.category(char) != "Cc" and char not in _BIDI)
+    )
+    return Text(cleaned)
 
 
 def _console(stream: Any) -> Console:
@@ -49,7 +71,7 @@ class Output:
     def say(self, text: str) -> None:
         """A line for people (stdout); nothing in JSON mode."""
         if not self.as_json:
-            self.out.print(text)
+            self.out.print(plain(text))
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         if self.as_json:
@@ -62,16 +84,22 @@ class Output:
         self.out.print(table)
 
     @staticmethod
-    def _styled(column: str, cell: str) -> str:
-        if column not in ("state", "outcome"):
-            return cell
-        style = STATE_STYLES.get(cell, "red")
-        return f"[{style}]{cell}[/{style}]"
+    def _styled(column: str, cell: str) -> Text:
+        text = plain(cell)
+        if column in ("state", "outcome"):
+            text.stylize(STATE_STYLES.get(cell, "red"))
+        return text
 
     def finish(self, code: ExitCode, targets: Sequence[dict[str, Any]], **fields: Any) -> ExitCode:
-        """Writes the JSON document (JSON mode) and returns the exit code."""
+        """Writes the JSON document (JSON mode), with the run's correlation id, and returns the exit code."""
         if self.as_json:
-            document = {"command": self.command, "exit_code": int(code), **fields, "targets": list(targets)}
+            document = {
+                "command": self.command,
+                "exit_code": int(code),
+                "correlation_id": current_correlation_id(),
+                **fields,
+                "targets": list(targets),
+            }
             sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
         return code
 
@@ -83,7 +111,7 @@ class Output:
         heading = "invalid configuration" if code is ExitCode.INVALID_CONFIGURATION else "error"
         self.err.print(f"[bold red]{heading}:[/bold red]", markup=True)
         for problem in problems:
-            self.err.print(f"  - {problem}", markup=False)
+            self.err.print(Text("  - ") + plain(problem))
 
     @contextmanager
     def progress(self, total: int, description: str) -> Iterator[Any]:

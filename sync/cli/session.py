@@ -4,7 +4,8 @@ The CLI is an operator's view of the same app the functions run: it reads the sa
 process environment, like the Functions host, or a Core Tools `local.settings.json` whose Values
 are applied to the environment first, since azure-identity and the TLS trust store read the
 environment themselves) and builds the same runtime. Expected failures end in a message and an
-exit code, never a traceback.
+exit code, never a traceback. Like each trigger's invocation, each command is one run with its own
+correlation id: its log lines, its --json document, its report and its Teams card all carry it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sync.errors import ConfigurationError
 from sync.mapping import Mapping
 from sync.runtime import Runtime, close_runtime, get_runtime
 from sync.settings import Settings, load_settings
-from sync.telemetry import quiet_noisy_loggers
+from sync.telemetry import correlation, new_correlation_id, quiet_noisy_loggers
 
 T = TypeVar("T")
 
@@ -95,15 +96,22 @@ def load(options: Options) -> Settings:
 
 
 def check_names(
-    mapping: Mapping, secrets: Collection[str] | None, environments: Collection[str] | None
+    mapping: Mapping,
+    secrets: Collection[str] | None,
+    environments: Collection[str] | None,
+    spelled: str = "--secret",
 ) -> None:
-    """Arguments must name mapped secrets and environments: a typo must not look like 'in sync'."""
+    """Arguments must name mapped secrets and environments: a typo must not look like 'in sync'.
+
+    `spelled` is how the command line spells the secret (`sync` takes it as its SECRET
+    argument, not as --secret), so the message points at what the operator actually typed.
+    """
     problems = []
     known_secrets = set(mapping.secret_names())
     for name in secrets or ():
         if name not in known_secrets:
             problems.append(
-                f"--secret {name}: not in the mapping (mapped: {', '.join(sorted(known_secrets))})"
+                f"{spelled} {name}: not in the mapping (mapped: {', '.join(sorted(known_secrets))})"
             )
     known_environments = {environment.name for environment in mapping.environments}
     for name in environments or ():
@@ -126,15 +134,17 @@ def run(options: Options, output: Output, command: Callable[[Runtime], Awaitable
             await close_runtime()
 
     configure_logging(options.verbose)
-    try:
-        load(options)  # settings problems are reported before any client is built
-        return asyncio.run(main())
-    except CommandError as error:
-        output.problems(error.problems, error.code)
-        return error.code
-    except ConfigurationError as error:
-        output.problems(error.problems, ExitCode.INVALID_CONFIGURATION)
-        return ExitCode.INVALID_CONFIGURATION
-    except KeyboardInterrupt:
-        output.problems(["interrupted"], ExitCode.FAILURES)
-        return ExitCode.FAILURES
+    # asyncio.run copies this context, so the id reaches the engine, the report and the card.
+    with correlation(new_correlation_id()):
+        try:
+            load(options)  # settings problems are reported before any client is built
+            return asyncio.run(main())
+        except CommandError as error:
+            output.problems(error.problems, error.code)
+            return error.code
+        except ConfigurationError as error:
+            output.problems(error.problems, ExitCode.INVALID_CONFIGURATION)
+            return ExitCode.INVALID_CONFIGURATION
+        except KeyboardInterrupt:
+            output.problems(["interrupted"], ExitCode.FAILURES)
+            return ExitCode.FAILURES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from emulator import Emulator
 from tests.cli.conftest import CLI_TIMEOUT, Cli
 
 REQUIRED_KEYS = {"secret", "environment", "env_var", "state"}
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def writes(emulator: Emulator) -> list[str]:
@@ -58,6 +60,19 @@ def test_invalid_configuration_exits_3_naming_each_field_without_a_traceback(
     assert result.code == 3 and "Values.KEY_VAULT_URI: must be a string" in result.stderr
 
 
+def test_a_stale_trust_store_is_invalid_configuration_not_a_traceback(cli: Cli, tmp_path: Path) -> None:
+    """A local.settings.json outliving its emulator names a CA file that is gone."""
+    gone = str(tmp_path / "ca-of-a-stopped-emulator.pem")
+    stale = {**cli.settings, "SSL_CERT_FILE": gone, "REQUESTS_CA_BUNDLE": gone}
+    for command in ("validate", "plan", "doctor", "status"):
+        result = cli(command, settings=stale)
+        assert result.code == 3, result.text
+        assert f"SSL_CERT_FILE: cannot read the trust store {gone!r}" in result.stderr
+        assert "REQUESTS_CA_BUNDLE" in result.stderr and "Traceback" not in result.text
+    document = cli("validate", "--json", settings=stale).document
+    assert document["exit_code"] == 3 and len(document["problems"]) == 2
+
+
 def test_settings_file_is_read_like_core_tools(cli: Cli, tmp_path: Path) -> None:
     settings_file = tmp_path / "local.settings.json"
     settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": cli.settings}))
@@ -92,7 +107,8 @@ def test_unknown_names_are_rejected_not_reported_in_sync(cli: Cli) -> None:
     result = cli("plan", "--secret", "no-such-secret")
     assert result.code == 3 and "--secret no-such-secret: not in the mapping" in result.stderr
     result = cli("sync", "no-such-secret")
-    assert result.code == 3
+    assert result.code == 3 and "SECRET no-such-secret: not in the mapping" in result.stderr
+    assert "--secret" not in result.stderr  # sync takes the secret as its argument, not as --secret
 
 
 def test_sync_one_secret_then_plan_is_clean(cli: Cli, scenario: Scenario, emulator: Emulator) -> None:
@@ -240,3 +256,33 @@ def test_unresolved_teams_reference_is_a_doctor_finding_and_sync_still_runs(
     assert synced.code == 0, synced.text
     assert synced.document["notification"] == "not configured"
     assert scenario.values(SQL_VAR)["prod"] == new
+
+
+def card_facts(post: dict[str, object]) -> dict[str, str]:
+    text = json.dumps(post)
+    return dict(re.findall(r'"title": "([^"]+)", "value": "([^"]*)"', text))
+
+
+def test_every_cli_run_has_one_correlation_id_everywhere(
+    cli: Cli, scenario: Scenario, emulator: Emulator
+) -> None:
+    """Logs, --json, the run header and the Teams card carry the same real id; never '-'."""
+    scenario.vault.set_secret(SQL_SECRET, canary("cli-correlated-"))
+    synced = cli("sync", SQL_SECRET, "--json", "-v")
+    assert synced.code == 0, synced.text
+    run_id = synced.document["correlation_id"]
+    assert UUID.match(run_id), run_id
+    logged = [line for line in synced.stderr.splitlines() if line.startswith("INFO sync.")]
+    assert logged and all(f"[{run_id}] " in line for line in logged), synced.stderr
+    assert "[-]" not in synced.stderr
+    assert card_facts(emulator.teams_posts[-1])["Correlation id"] == run_id
+
+    scenario.environments["dev"].set_value(GRAPH_VAR, canary("cli-drift-id-"))
+    human = cli("reconcile")
+    assert human.code == 0, human.text
+    header = re.search(r"Run (\S+) \(cli\)", human.stdout)
+    assert header is not None and UUID.match(header.group(1)), human.stdout
+    assert header.group(1) != run_id
+    assert card_facts(emulator.teams_posts[-1])["Correlation id"] == header.group(1)
+    for command in ("validate", "plan"):
+        assert UUID.match(cli(command, "--json").document["correlation_id"])

@@ -350,6 +350,8 @@ def test_lifecycle_and_state_before_start() -> None:
             "IDENTITY_HEADER": emu.identity_header,
             "POWER_PLATFORM_ADMIN_URL": "https://api.bap.lockstep.test",
             "POWER_PLATFORM_API_URL": "https://api.powerplatform.lockstep.test",
+            "LOCKSTEP_ALLOWED_HOSTS": "api.bap.lockstep.test,webhook.lockstep.test,"
+            "api.powerplatform.lockstep.test,*.environment.api.powerplatform.lockstep.test",
         }
         with pytest.raises(RuntimeError, match="once"):
             emu.start()
@@ -485,6 +487,7 @@ def _drive_cli(process: subprocess.Popen[str]) -> None:
             "IDENTITY_HEADER",
             "POWER_PLATFORM_ADMIN_URL",
             "POWER_PLATFORM_API_URL",
+            "LOCKSTEP_ALLOWED_HOSTS",
         }
         [webhook_line] = [line for line in lines if line.startswith("# Teams webhook: ")]
         printed_webhook = webhook_line.removeprefix("# Teams webhook: ").strip()

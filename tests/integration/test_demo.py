@@ -30,6 +30,8 @@ def test_demo_passes_and_keeps_the_secret() -> None:
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "Demo passed" in done.stdout
+    # Piped, it is laid out for 80 columns: nothing wraps mid-word in a narrow terminal.
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80
     assert "✘" not in done.stdout
     for outcome in ("updated", "created", "unchanged"):
         assert outcome in done.stdout

@@ -123,3 +123,65 @@ def test_sample_event_file_for_core_tools_parses() -> None:
     [sample] = json.loads((Path(__file__).resolve().parents[2] / "demo" / "event.sample.json").read_text())
     event = parse(sample)
     assert (event.vault_name, event.secret_name) == ("lockstep-demo", "sql-conn-password")
+
+
+# Event fields are logged before they are validated: bounded and sanitised (security review).
+async def _deliver(**envelope: Any) -> InvalidEventError:
+    from sync.entrypoints import handle_event_grid_event
+
+    fields = {
+        "event_id": "id-1",
+        "event_type": "Microsoft.Storage.BlobCreated",
+        "subject": None,
+        "topic": None,
+    }
+    fields.update(envelope)
+    with pytest.raises(InvalidEventError) as caught:
+        await handle_event_grid_event(**fields, data={})
+    return caught.value
+
+
+@pytest.mark.parametrize("event_type", ["Microsoft.KeyVault." + "x" * 1_000_000, "y" * 1_000_000])
+async def test_a_huge_event_type_makes_neither_a_huge_exception_nor_a_huge_log(
+    event_type: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    error = await _deliver(event_type=event_type)
+    assert error.field == "eventType" and len(str(error)) < 500
+    assert all(len(record.getMessage()) < 1000 for record in caplog.records)
+    assert sum(len(record.getMessage()) for record in caplog.records) < 2000
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"event_id": "id-1\r\n[cid] forged: reconcile finished, 0 failed"},
+        {"event_type": "Microsoft.KeyVault.SecretNewVersionCreated\n[cid] forged"},
+        {"event_type": "Other.Type\r\n[cid] forged"},
+    ],
+)
+async def test_cr_lf_in_an_event_cannot_forge_a_log_line(
+    envelope: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    error = await _deliver(**envelope)
+    assert "\n" not in str(error) and "\r" not in str(error)
+    for record in caplog.records:
+        assert "\n" not in record.getMessage() and "\r" not in record.getMessage()
+
+
+def test_loggable_bounds_and_escapes() -> None:
+    from sync.events import MAX_LOGGED, loggable
+
+    assert loggable("a\r\nb\x1b[2J") == "a\\r\\nb\\x1b[2J"
+    shown = loggable("z" * 1_000_000)
+    assert shown.startswith("z" * MAX_LOGGED) and len(shown) < MAX_LOGGED + 40
+    assert loggable(None) == "NoneType"
+
+
+def test_data_object_type_is_bounded_in_the_error() -> None:
+    event = copy.deepcopy(DOCUMENTED)
+    event["data"]["objectType"] = "Key\n" + "k" * 100_000
+    with pytest.raises(InvalidEventError) as caught:
+        parse(event)
+    assert len(str(caught.value)) < 500 and "\n" not in str(caught.value)

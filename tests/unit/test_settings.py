@@ -136,3 +136,13 @@ def test_local_settings_sample_is_complete_and_valid() -> None:
     settings = load_settings(values)
     assert settings.vault_name == "contoso-lockstep"
     assert [e.name for e in settings.mapping.environments] == ["dev", "test", "prod"]
+
+
+def test_stale_trust_store_is_listed_with_the_rest(environ: dict[str, str], tmp_path: Path) -> None:
+    """The emulator's CA is gone once it stops; a settings file still naming it is a problem, not a crash."""
+    stale = str(tmp_path / "ca.pem")
+    environ.update({"SSL_CERT_FILE": stale, "REQUESTS_CA_BUNDLE": stale, "KEY_VAULT_URI": "http://x"})
+    found = problems(environ)
+    assert found[0] == "KEY_VAULT_URI: must be an https:// URL"
+    assert [problem.split(":")[0] for problem in found[1:]] == ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"]
+    assert all(stale in problem for problem in found[1:])
