@@ -24,13 +24,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
+from pydantic import SecretStr
 
 from sync.adapters.http import odata_error
 from sync.errors import LockstepError
 from sync.mapping import SCHEMA_NAME
+from sync.models import Definition, DefinitionType
 from sync.redact import shorten
 
 ACTION = "RetrieveEnvironmentVariableSecretValue"
+# A Secret-type value row's value: a Key Vault secret's resource id, without a version.
+REFERENCE = re.compile(
+    r"^/subscriptions/(?P<subscription>[0-9A-Za-z-]{1,64})/resourceGroups/(?P<group>[-\w.()]{1,90})"
+    r"/providers/Microsoft\.KeyVault/vaults/(?P<vault>[0-9A-Za-z-]{3,24})/secrets/(?P<secret>[0-9A-Za-z-]{1,127})/?$",
+    re.IGNORECASE,
+)
 # Dataverse's words when its identity cannot read the vault (RBAC or access policy, firewall).
 # Not the bare word "secret": a refusal of the action names "RetrieveEnvironmentVariableSecretValue"
 # or "secret values" without being about the vault.
@@ -88,6 +96,21 @@ class ActionCaller(Protocol):
     """The one Dataverse call this needs (sync.adapters.dataverse.DataverseClient.request)."""
 
     async def request(self, org_url: str, method: str, path: str, **kwargs: Any) -> httpx.Response: ...
+
+
+def held_value(definition: Definition) -> SecretStr | None:
+    """The value row's value the redaction registry must cover (sync.redact.register).
+
+    A Secret-type row holding a Key Vault reference holds a resource id, not a secret: covering
+    it would mask the vault and secret names in the very reason that says where it points.
+    Anything else in a Secret-type row (a value typed where a reference belongs) stays covered.
+    """
+    row = definition.value_row
+    if row is None or row.value is None:
+        return None
+    if definition.type == DefinitionType.SECRET and REFERENCE.match(row.value.get_secret_value().strip()):
+        return None
+    return row.value
 
 
 def digest(value: str) -> bytes:

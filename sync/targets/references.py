@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sync.adapters.references import (
+    REFERENCE,
     ActionCaller,
     NotVerifiable,
     Resolution,
@@ -42,11 +42,6 @@ from sync.telemetry import get_logger
 
 log = get_logger(__name__)
 
-REFERENCE = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9A-Za-z-]{1,64})/resourceGroups/(?P<group>[-\w.()]{1,90})"
-    r"/providers/Microsoft\.KeyVault/vaults/(?P<vault>[0-9A-Za-z-]{3,24})/secrets/(?P<secret>[0-9A-Za-z-]{1,127})/?$",
-    re.IGNORECASE,
-)
 NOT_CHECKED = Unchecked("not attempted")
 GRANT = (
     "grant the Dataverse service principal the 'Key Vault Secrets User' role on the vault (and, "

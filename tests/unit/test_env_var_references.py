@@ -158,3 +158,22 @@ async def test_a_secret_power_platform_cannot_find_is_a_failure_not_a_refusal() 
     _, decision = await decide(Values("api-key", answer))
     assert isinstance(decision, Refuse) and "Power Platform cannot resolve it" in decision.reason
     assert "subscription and resource group" in decision.reason
+
+
+def test_a_key_vault_reference_is_not_covered_as_a_secret_value_but_a_typed_value_is() -> None:
+    from sync.adapters.references import held_value
+    from sync.redact import register, scrub
+
+    values = Values("other-key", resolved(CANARY))
+    reference = values.definition
+    assert held_value(reference) is None
+    register(held_value(reference))
+    reason = "the Key Vault reference points at secret 'other-key' in vault 'contoso-lockstep'"
+    assert scrub(reason) == reason  # the names a failure must show survive redaction
+    typed = reference.model_copy(
+        update={"value_row": ValueRow(id="r", value=SecretStr(CANARY), etag='W/"1"')}
+    )
+    held = held_value(typed)
+    assert held is not None and held.get_secret_value() == CANARY
+    register(held)
+    assert CANARY not in scrub(f"echo {CANARY}")
