@@ -1,11 +1,19 @@
-"""Measures Lockstep against the emulator: wall time, HTTP requests by service and verb, peak RSS.
+"""Measures Lockstep against the emulator: wall time, requests, TLS connections, CPU, peak RSS.
 
     .venv/bin/python -m benchmarks.sync_bench [--latency 0.05] [--secrets 1000] [--environments 10]
+    .venv/bin/python -m benchmarks.sync_bench --quick            # 200 secrets, fewer events
+    .venv/bin/python -m benchmarks.sync_bench --scenarios b,c    # only the reconciles
 
 Prints figures; asserts nothing (tests check correctness, this script measures). Every scenario
 runs through the production entry points (sync.entrypoints) over loopback HTTPS, so the numbers
 include TLS, the proxy hop and token acquisition. The emulator adds `--latency` seconds to every
 request, as a real network would.
+
+Per scenario: wall time; requests by service and verb; TLS connections Lockstep opened (one
+CONNECT each through the emulator's proxy); Lockstep's own CPU, in all and per mapping: the
+process's CPU time minus the emulator thread's (it serves every request in this process), so a
+shared, busy machine inflates wall time far more than these counts and CPU figures. (c) also
+prints CPU per repair: its CPU over (b)'s, per drifted target.
 
 Scenarios:
   (a) one rotation to 9 environments in 3 stages, against its critical path
@@ -25,6 +33,7 @@ import json
 import os
 import random
 import resource
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -99,25 +108,56 @@ def dataverse_writes(emulator: Emulator) -> int:
     return sum(1 for r in emulator.requests if r.service == "dataverse" and r.method in ("PATCH", "POST"))
 
 
+def emulator_cpu() -> float:
+    """CPU seconds of the emulator's own thread (it serves every request in this process)."""
+    for thread in threading.enumerate():
+        if thread.name == "lockstep-emulator" and thread.ident is not None:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return 0.0
+
+
+@dataclass
+class Measured:
+    """One scenario's figures. `cpu` is Lockstep's own: the process's CPU minus the emulator thread's."""
+
+    seconds: float
+    cpu: float
+    connections: int
+    by_verb: Counter[str]
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_verb.values())
+
+
 async def measure(
     emulator: Emulator, label: str, mappings: int, action: Callable[[], Awaitable[object]]
-) -> tuple[float, Counter[str]]:
+) -> Measured:
     emulator.reset_requests()
+    cpu_started, emulator_started = time.process_time(), emulator_cpu()
     started = time.perf_counter()
     try:
         await action()
     except LockstepError as error:
         print(f"  ! {label}: {type(error).__name__}: {str(error)[:120]}")
     seconds = time.perf_counter() - started
-    by_verb = Counter(f"{r.service} {r.method}" for r in emulator.requests if r.service != "proxy")
+    emulator_seconds = emulator_cpu() - emulator_started
+    cpu = time.process_time() - cpu_started - emulator_seconds
+    recorded = emulator.requests
+    # Every TLS connection Lockstep opens to a service is one CONNECT through the emulator's proxy.
+    connections = sum(1 for r in recorded if r.service == "proxy" and r.method == "CONNECT")
+    by_verb = Counter(f"{r.service} {r.method}" for r in recorded if r.service != "proxy")
+    result = Measured(seconds, cpu, connections, by_verb)
     dataverse = sum(count for key, count in by_verb.items() if key.startswith("dataverse"))
     verbs = ", ".join(f"{key} {count}" for key, count in sorted(by_verb.items()))
     print(
-        f"{label:<44} {seconds:8.2f} s  requests {sum(by_verb.values()):6d}  "
-        f"dataverse/mapping {dataverse / max(mappings, 1):.4f}  writes {dataverse_writes(emulator):5d}  "
-        f"peak RSS {peak_rss_mb():6.0f} MB\n{'':46}{verbs}"
+        f"{label:<44} {seconds:7.2f} s  requests {result.requests:6d}  TLS connections {connections:4d}  "
+        f"writes {dataverse_writes(emulator):5d}\n{'':46}CPU {cpu:6.2f} s "
+        f"({cpu * 1000 / max(mappings, 1):.3f} ms per mapping; emulator {emulator_seconds:.2f} s apart)  "
+        f"dataverse/mapping {dataverse / max(mappings, 1):.4f}  peak RSS {peak_rss_mb():4.0f} MB\n"
+        f"{'':46}{verbs}"
     )
-    return seconds, by_verb
+    return result
 
 
 async def deliver(emulator: Emulator, secret: str) -> object:
@@ -151,7 +191,9 @@ async def naive_target(http: httpx.AsyncClient, emulator: Emulator, secret: str,
     await runtime.admin.get_environment(env.id)
 
 
-async def main(latency: float, environments: int, secrets: int, naive_sample: int) -> None:
+async def main(options: argparse.Namespace) -> None:
+    latency, environments, secrets = options.latency, options.environments, options.secrets
+    scenarios = set(options.scenarios)
     with Emulator() as emulator:
         seeded = seed(emulator, environments, secrets)
         os.environ.update(seeded.settings)
@@ -165,76 +207,114 @@ async def main(latency: float, environments: int, secrets: int, naive_sample: in
         )
         rotated = ROTATED
 
-        # (a) one rotation to 9 environments in 3 stages: first on a cold process (tokens, Key
-        # Vault's auth challenge), then again warm. The critical path is the secret read, then per
-        # stage read -> write -> read back; the Teams post after the run is one more round trip.
-        critical = (1 + 3 * 3) * latency
-        for label in ("cold", "warm"):
-            vault.set_secret(rotated, canary("rotated-"))
-            seconds, _ = await measure(
-                emulator,
-                f"(a) rotation to {ROTATION_ENVIRONMENTS} envs in 3 stages, {label}",
-                ROTATION_ENVIRONMENTS,
-                lambda: deliver(emulator, rotated),
+        if "a" in scenarios:
+            # One rotation to 9 environments in 3 stages: first on a cold process (tokens, Key
+            # Vault's auth challenge), then again warm. The critical path is the secret read, then
+            # per stage read -> write -> read back.
+            critical = (1 + 3 * 3) * latency
+            for label in ("cold", "warm"):
+                vault.set_secret(rotated, canary("rotated-"))
+                result = await measure(
+                    emulator,
+                    f"(a) rotation to {ROTATION_ENVIRONMENTS} envs in 3 stages, {label}",
+                    ROTATION_ENVIRONMENTS,
+                    lambda: deliver(emulator, rotated),
+                )
+                print(
+                    f"{'':46}critical path {critical:.2f} s (1 + 3 stages x read, write, read back); "
+                    f"ratio {result.seconds / critical:.2f}\n"
+                )
+
+        in_sync: Measured | None = None
+        if "b" in scenarios or "c" in scenarios:
+            in_sync = await measure(
+                emulator, f"(b) reconcile, all {mappings} in sync", mappings, run_reconcile
             )
+            print()
+
+        if "c" in scenarios and in_sync is not None:
+            rng = random.Random(7)  # noqa: S311 - picks which rows drift, not a secret
+            mapped = [(env, name) for env in seeded.environments[:environments] for name in seeded.names]
+            drifted = rng.sample(mapped, max(1, mappings // 20))
+            for env, name in drifted:
+                env.set_value(env_var(name), canary("drift-"))
+            repair = await measure(
+                emulator, f"(c) reconcile, {len(drifted)} drifted (5 %)", mappings, run_reconcile
+            )
+            still_drifted = sum(
+                (env.value_of(env_var(name)) or "").startswith("LOCKSTEP-CANARY-drift-")
+                for env, name in drifted
+            )
+            per_repair = (repair.cpu - in_sync.cpu) / len(drifted)
             print(
-                f"{'':46}critical path {critical:.2f} s (1 + 3 stages x read, write, read back); "
-                f"ratio {seconds / critical:.2f}\n"
+                f"{'':46}repaired {len(drifted) - still_drifted} of {len(drifted)} drifted targets; "
+                f"CPU per repair {per_repair * 1000:.2f} ms (over (b)); TLS connections opened "
+                f"{repair.connections} after (b) ({repair.connections / len(drifted):.3f} per repair)\n"
             )
 
-        # (b) reconcile, all in sync.
-        seconds_b, by_verb_b = await measure(
-            emulator, f"(b) reconcile, all in sync ({mappings})", mappings, run_reconcile
-        )
+        if "d" in scenarios:
 
-        # (c) 5 % drifted.
-        rng = random.Random(7)  # noqa: S311 - picks which rows drift, not a secret
-        mapped = [(env, name) for env in seeded.environments[:environments] for name in seeded.names]
-        drifted = rng.sample(mapped, max(1, mappings // 20))
-        for env, name in drifted:
-            env.set_value(env_var(name), canary("drift-"))
-        await measure(emulator, f"(c) reconcile, {len(drifted)} drifted", mappings, run_reconcile)
-        still_drifted = sum(
-            (env.value_of(env_var(name)) or "").startswith("LOCKSTEP-CANARY-drift-") for env, name in drifted
-        )
-        print(f"{'':46}repaired {len(drifted) - still_drifted} of {len(drifted)} drifted targets\n")
+            async def duplicates() -> None:
+                for _ in range(options.duplicates):
+                    await deliver(emulator, rotated)
 
-        # (d) 100 duplicate events.
-        async def duplicates() -> None:
-            for _ in range(100):
-                await deliver(emulator, rotated)
-
-        await measure(emulator, "(d) 100 duplicate events", ROTATION_ENVIRONMENTS * 100, duplicates)
-
-        # Naive baseline on a sample, extrapolated to (b).
-        sample = [(env, name) for name in seeded.names for env in seeded.environments][:naive_sample]
-        async with httpx.AsyncClient(verify=str(emulator.ca_cert_path), proxy=emulator.proxy_url) as http:
-
-            async def naive() -> None:
-                for env, name in sample:
-                    await naive_target(http, emulator, name, env)
-
-            seconds_n, by_verb_n = await measure(
-                emulator, f"naive flow, sample of {len(sample)}", len(sample), naive
+            await measure(
+                emulator,
+                f"(d) {options.duplicates} duplicate events",
+                ROTATION_ENVIRONMENTS * options.duplicates,
+                duplicates,
             )
-        per_target = seconds_n / len(sample)
-        requests_per_target = sum(by_verb_n.values()) / len(sample)
-        print(
-            f"{'':46}extrapolated to {mappings} mappings: {per_target * mappings:,.0f} s, "
-            f"{requests_per_target * mappings:,.0f} requests — Lockstep (b) is "
-            f"{per_target * mappings / seconds_b:,.0f}x faster with "
-            f"{requests_per_target * mappings / max(sum(by_verb_b.values()), 1):,.0f}x fewer requests"
-        )
+            print()
+
+        if "naive" in scenarios:
+            sample = [(env, name) for name in seeded.names for env in seeded.environments][
+                : options.naive_sample
+            ]
+            async with httpx.AsyncClient(verify=str(emulator.ca_cert_path), proxy=emulator.proxy_url) as http:
+
+                async def naive() -> None:
+                    for env, name in sample:
+                        await naive_target(http, emulator, name, env)
+
+                baseline = await measure(emulator, f"naive flow, sample of {len(sample)}", len(sample), naive)
+            per_target = baseline.seconds / len(sample)
+            requests_per_target = baseline.requests / len(sample)
+            line = (
+                f"{'':46}extrapolated to {mappings} mappings: {per_target * mappings:,.0f} s, "
+                f"{requests_per_target * mappings:,.0f} requests"
+            )
+            if in_sync is not None:
+                line += (
+                    f" — Lockstep (b) is {per_target * mappings / in_sync.seconds:,.0f}x faster with "
+                    f"{requests_per_target * mappings / max(in_sync.requests, 1):,.0f}x fewer requests"
+                )
+            print(line)
         await close_runtime()
 
 
-if __name__ == "__main__":
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every request")
     parser.add_argument("--environments", type=int, default=10)
     parser.add_argument("--secrets", type=int, default=1000)
+    parser.add_argument("--duplicates", type=int, default=100, help="events in scenario (d)")
     parser.add_argument("--naive-sample", type=int, default=50)
-    args = parser.parse_args()
-    asyncio.run(main(args.latency, args.environments, args.secrets, args.naive_sample))
+    parser.add_argument(
+        "--scenarios",
+        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        default=["a", "b", "c", "d", "naive"],
+        help="comma-separated subset of a,b,c,d,naive (c runs b first: repairs are measured against it)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="200 secrets, 20 duplicate events, a naive sample of 10"
+    )
+    options = parser.parse_args(argv)
+    if options.quick:
+        options.secrets, options.duplicates, options.naive_sample = 200, 20, 10
+    return options
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_arguments()))

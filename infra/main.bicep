@@ -2,7 +2,9 @@
 //
 // One resource group with the function app (Flex Consumption, user-assigned identity), its
 // storage, monitoring and the Event Grid plumbing; the vault is new or an existing one (possibly
-// in another resource group). Deploy with 'azd up' or 'az deployment sub create'; see
+// in another resource group). Least privilege: the identity reads only the secrets named in
+// keyVaultSecretNames (vault scope only with keyVaultSecretsUserOnVault), and the operator gets
+// Key Vault Secrets Officer only with grantOperatorSecretsOfficer. Deploy with 'azd up' or 'az deployment sub create'; see
 // docs/deployment.md for the two-pass flow (deployEventSubscription) and the steps Bicep cannot do.
 //
 // Kept to Bicep syntax pycep-parser and checkov can read offline: no user-defined types, no
@@ -82,8 +84,17 @@ param eventTimeToLiveInMinutes int = 1440
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-@description('Optional principal (object) id granted Key Vault Secrets Officer on the vault, to store the webhook URL. azd passes the signed-in user.')
+@description('Comma-separated names (no spaces) of the vault secrets the function identity may read: every secret the mapping names, plus teamsWebhookSecretName. Each gets its own Key Vault Secrets User assignment and must exist before deployment.')
+param keyVaultSecretNames string = ''
+
+@description('Grant the function identity Key Vault Secrets User on the whole vault instead of on each secret in keyVaultSecretNames (for a vault that holds only Lockstep\'s secrets).')
+param keyVaultSecretsUserOnVault bool = false
+
+@description('Optional principal (object) id of the operator (azd passes the signed-in user); gets Key Vault Secrets Officer only with grantOperatorSecretsOfficer.')
 param operatorPrincipalId string = ''
+
+@description('Give operatorPrincipalId Key Vault Secrets Officer on the vault, to store the mapped secrets and the webhook URL. Off by default; remove it when done (docs/deployment.md).')
+param grantOperatorSecretsOfficer bool = false
 
 @description('Principal type of operatorPrincipalId.')
 @allowed([
@@ -115,6 +126,7 @@ var adminUrl = empty(powerPlatformAdminUrl) ? 'https://api.bap.microsoft.com' : 
 var schedule = empty(reconcileSchedule) ? '0 0 2 * * *' : reconcileSchedule
 
 var subjectPrefixes = empty(eventSubjectPrefixes) ? [] : split(eventSubjectPrefixes, ',')
+var appSecretNames = empty(keyVaultSecretNames) ? [] : split(keyVaultSecretNames, ',')
 
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletter'
@@ -171,6 +183,7 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     identityPrincipalId: identity.outputs.principalId
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -191,8 +204,11 @@ module keyVaultAccess 'modules/key-vault-access.bicep' = {
   params: {
     keyVaultName: vaultName
     identityPrincipalId: identity.outputs.principalId
+    secretNames: appSecretNames
+    secretsUserOnVault: keyVaultSecretsUserOnVault
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
+    grantOperatorSecretsOfficer: grantOperatorSecretsOfficer
   }
   dependsOn: [
     keyVault
@@ -214,6 +230,7 @@ module functionApp 'modules/function-app.bicep' = {
     storageBlobEndpoint: storage.outputs.blobEndpoint
     deploymentContainerName: storage.outputs.deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.connectionString
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
     keyVaultUri: keyVaultUri
     lockstepMapping: mappingJson
     teamsWebhookSecretName: teamsWebhookSecretName
@@ -282,6 +299,7 @@ output LOCKSTEP_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output KEY_VAULT_NAME string = vaultName
 output KEY_VAULT_RESOURCE_GROUP string = vaultResourceGroupName
 output KEY_VAULT_URI string = keyVaultUri
+output KEY_VAULT_ID string = vault.id
 output TEAMS_WEBHOOK_SECRET_NAME string = teamsWebhookSecretName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = systemTopicName

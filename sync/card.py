@@ -74,6 +74,12 @@ def literal(text: str) -> str:
     return _AUTOLINK.sub(ZWSP, text)
 
 
+def _label(result: TargetResult) -> str:
+    """The target's name: a schema name is the operator's own validated identifier, shown as is; a
+    connection's display name is someone else's text."""
+    return result.env_var if result.connection is None else literal(result.label)
+
+
 def _text(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text, "wrap": True, **style}
 
@@ -171,7 +177,7 @@ def _attention(report: RunReport) -> list[dict[str, Any]]:
     for secret, result in rows[:MAX_ATTENTION_ROWS]:
         items.append(
             _text(
-                f"**{result.environment}** (stage {result.stage}) · {literal(result.label)} ({secret}): "
+                f"**{result.environment}** (stage {result.stage}) · {_label(result)} ({secret}): "
                 f"{result.outcome.value.replace('_', ' ')}",
                 color=OUTCOME_COLOUR[result.outcome],
                 weight="Bolder",

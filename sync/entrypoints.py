@@ -89,7 +89,7 @@ async def run_reconcile(*, trigger: Trigger = Trigger.RECONCILE, past_due: bool 
             raise
         report = await service.reconcile(trigger)
         if report.failed:
-            failed = [f"{r.environment}/{r.env_var}" for r in report.results if r.needs_attention]
+            failed = [f"{r.environment}/{r.label}" for r in report.results if r.needs_attention]
             raise ReconcileIncompleteError(
                 f"reconcile finished with {len(failed)} target(s) not in sync: {', '.join(failed)} "
                 f"(correlation id {report.correlation_id})"

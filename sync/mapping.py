@@ -1,4 +1,4 @@
-"""The mapping: which secret feeds which environment-variable schema names, where, in which stage.
+"""The mapping: which secret feeds which environment variables and connections, where, in which stage.
 
 Validation is exhaustive by design: an operator fixing a mapping wants every problem in one pass,
 each with its JSON path, not a fix-rerun loop. Field rules run through pydantic; rules that span
@@ -11,9 +11,11 @@ import re
 from collections import defaultdict
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from sync.errors import ConfigurationError
+from sync.mapping_connections import GUID as GUID  # re-exported: settings validates client ids with it
+from sync.mapping_connections import ConnectionSpec, connection_overlaps
 
 # Key Vault secret names: 1-127 alphanumerics and dashes.
 SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
@@ -21,7 +23,6 @@ SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 # The name later goes into an OData $filter, so this is also the injection guard.
 SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{1,7}_[A-Za-z0-9_]{1,90}$")
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 # Power Platform environment ids are GUIDs, or "Default-<tenant guid>"; they go into a URL path.
 ENVIRONMENT_ID = re.compile(rf"^(Default-)?{GUID}$")
 ORG_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
@@ -65,10 +66,14 @@ class Environment(_Strict):
 
 
 class SecretRow(_Strict):
-    """One row: a Key Vault secret feeds one environment variable, in some or all environments."""
+    """One row: a Key Vault secret feeds one environment variable, or the service-principal
+    connections of one app registration, in some or all environments. Exactly one of `env_var`
+    and `connection`."""
 
     secret: str
-    env_var: str
+    # Declared before env_var so env_var's check can see whether a connection was given.
+    connection: ConnectionSpec | None = None
+    env_var: Annotated[str | None, Field(validate_default=True)] = None
     environments: list[str] | None = None
     # staged: stage N+1 only after every stage-N target is written and verified; a stage that
     # fails permanently is rolled back. all: every environment gets the value regardless.
@@ -89,7 +94,15 @@ class SecretRow(_Strict):
 
     @field_validator("env_var")
     @classmethod
-    def _env_var(cls, value: str) -> str:
+    def _env_var(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "connection" not in info.data:
+            return value  # the connection itself is invalid: that is the problem to report
+        if value is None:
+            if info.data["connection"] is None:
+                raise ValueError("Field required (a row names an env_var or a connection)")
+            return None
+        if info.data["connection"] is not None:
+            raise ValueError("a row names exactly one of env_var and connection; this one names both")
         if not SCHEMA_NAME.match(value):
             raise ValueError(
                 "must be an environment variable schema name: <publisher prefix>_<name>, "
@@ -156,6 +169,8 @@ def cross_check(mapping: Mapping) -> list[str]:
                 )
             elif (row.environments or []).index(name) != position:
                 problems.append(f"secrets[{index}].environments[{position}]: {name!r} is listed twice")
+        if row.env_var is None:
+            continue
         key = (row.secret, row.env_var.lower())
         if key in seen_rows:
             problems.append(f"secrets[{index}]: duplicate of secrets[{seen_rows[key]}]")
@@ -170,7 +185,7 @@ def cross_check(mapping: Mapping) -> list[str]:
                 f"secrets: environment variable {env_var!r} in environment {environment_name!r} is fed by "
                 f"more than one secret ({', '.join(sorted(secrets))}); each value needs exactly one source"
             )
-    return problems
+    return problems + connection_overlaps(mapping.secrets, known)
 
 
 def format_validation_error(error: ValidationError, prefix: str) -> list[str]:

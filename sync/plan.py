@@ -13,8 +13,15 @@ from itertools import groupby
 
 from pydantic import SecretStr
 
-from sync.mapping import Environment, Mapping
-from sync.models import Definition, DefinitionType, EnvironmentStatus, Target
+from sync.mapping import Environment, Mapping, SecretRow
+from sync.models import (
+    ConnectionTarget,
+    Definition,
+    DefinitionType,
+    EnvironmentStatus,
+    Target,
+    TargetKindName,
+)
 
 MAX_VALUE_LENGTH = 2000
 # JSON nested deeper than this is refused before parsing: Python's parser recurses per level and
@@ -23,22 +30,45 @@ MAX_JSON_DEPTH = 100
 
 
 def targets_for(mapping: Mapping, secret: str) -> list[Target]:
-    """Every target a secret feeds, ordered by rollout stage, then mapping order."""
+    """Every target a secret feeds, ordered by rollout stage, then mapping order.
+
+    A connection row gives one target per pinned connection id, or one target with no id that the
+    connection kind expands at run time into the connections it finds (sync.targets.connections).
+    """
     targets = [
-        Target(
-            environment=environment,
-            env_var=row.env_var,
-            secret=row.secret,
-            row=index,
-            rollout=row.rollout,
-            refresh_flows=row.refresh_flows,
-            refresh_agents=row.refresh_agents,
-        )
+        target
         for index, row in enumerate(mapping.secrets)
         if row.secret == secret
         for environment in mapping.environments_of(row)
+        for target in _row_targets(row, index, environment)
     ]
     return sorted(targets, key=lambda target: target.environment.stage)
+
+
+def _row_targets(row: SecretRow, index: int, environment: Environment) -> list[Target]:
+    common = {
+        "environment": environment,
+        "secret": row.secret,
+        "row": index,
+        "rollout": row.rollout,
+        "refresh_flows": row.refresh_flows,
+        "refresh_agents": row.refresh_agents,
+    }
+    spec = row.connection
+    if spec is None:
+        return [Target(env_var=row.env_var or "", **common)]
+    connection = ConnectionTarget(
+        connector=spec.connector, client_id=spec.client_id, tenant_id=spec.tenant_id
+    )
+    pins: list[str | None] = list(spec.ids) if spec.ids else [None]
+    return [
+        Target(
+            kind=TargetKindName.CONNECTION,
+            connection=connection if pinned is None else connection.model_copy(update={"id": pinned}),
+            **common,
+        )
+        for pinned in pins
+    ]
 
 
 def by_stage(targets: list[Target]) -> list[tuple[int, list[Target]]]:

@@ -21,9 +21,11 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from sync.adapters.admin import PowerPlatformAdmin
 from sync.adapters.agents import AgentsClient
+from sync.adapters.connections import ConnectivityClient
 from sync.adapters.dataverse import DataverseClient
 from sync.adapters.flows import FlowsClient
 from sync.adapters.keyvault import KeyVaultReader
+from sync.adapters.pools import pooled_client
 from sync.adapters.teams import TeamsNotifier
 from sync.engine import SyncEngine
 from sync.inventory import Inventory
@@ -33,6 +35,7 @@ from sync.settings import Settings, load_settings
 from sync.steps.agent_refresh import AgentRefresh
 from sync.steps.flow_refresh import FlowRefresh
 from sync.targets.base import TargetKinds
+from sync.targets.connections import ConnectionKinds
 from sync.targets.env_vars import EnvVarTargets
 from sync.telemetry import get_logger, quiet_noisy_loggers
 from sync.tls import ssl_context
@@ -41,6 +44,24 @@ log = get_logger(__name__)
 USER_AGENT = "lockstep/0.1"
 KEY_VAULT_CONNECTIONS = 32
 Credential = DefaultAzureCredential | ManagedIdentityCredential
+# How long an idle connection stays open for the next request. httpx's default (5 s) and aiohttp's
+# (15 s) close connections between a reconcile's bulk reads and its writes, and under load between
+# one write and the next; Azure's front ends keep idle connections for minutes.
+KEEPALIVE_SECONDS = 60.0
+
+
+def http_limits() -> httpx.Limits:
+    """No cap on pooled connections: concurrency is bounded where requests start, not here.
+
+    The engine bounds requests per environment (and per secret); a pool cap below that makes
+    httpcore close an idle connection to one organisation to open one to another, and httpcore
+    1.0.x compares the keep-alive cap with *all* connections, idle or not (encode/httpcore#1000),
+    so every connection that went idle while more than 16 were open was closed. With 10
+    environments x 8 concurrent writes that was nearly one new TLS connection per repair.
+    """
+    return httpx.Limits(
+        max_connections=None, max_keepalive_connections=None, keepalive_expiry=KEEPALIVE_SECONDS
+    )
 
 
 @dataclass
@@ -73,7 +94,9 @@ def key_vault_transport() -> AioHttpTransport:
     connector that owns the context keeps a handful of connections for the whole run. The session
     trusts the environment (HTTPS_PROXY / NO_PROXY), as azure-core's own session does.
     """
-    connector = aiohttp.TCPConnector(ssl=ssl_context(), limit=KEY_VAULT_CONNECTIONS)
+    connector = aiohttp.TCPConnector(
+        ssl=ssl_context(), limit=KEY_VAULT_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS
+    )
     session = aiohttp.ClientSession(connector=connector, trust_env=True)
     return AioHttpTransport(session=session, session_owner=True)
 
@@ -117,12 +140,7 @@ def build_runtime(
         )
     verify = ssl_context()  # first: a trust store that cannot load is a ConfigurationError, nothing to close
     credential = make_credential(settings.azure_client_id, os.environ if environ is None else environ)
-    http = httpx.AsyncClient(
-        verify=verify,
-        headers={"User-Agent": USER_AGENT},
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-        follow_redirects=False,
-    )
+    http = pooled_client(verify, http_limits(), {"User-Agent": USER_AGENT})
     secret_client = SecretClient(
         settings.key_vault_uri,
         credential,
@@ -140,10 +158,13 @@ def build_runtime(
     dataverse = DataverseClient(http, credential)
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
     flows_client = FlowsClient(dataverse)
-    flows = FlowRefresh(flows_client, as_owner=settings.flow_activation_as_owner)
-    # Secret-type variables are checked as references to the configured vault, never written.
-    env_vars = EnvVarTargets(dataverse, vault=settings.vault_name)
-    kinds: dict[TargetKindName, TargetKinds] = {TargetKindName.ENV_VAR: env_vars}
+    connectivity = ConnectivityClient(http, credential, settings.power_platform_api_url)
+    flows = FlowRefresh(flows_client, connections=connectivity, as_owner=settings.flow_activation_as_owner)
+    kinds: dict[TargetKindName, TargetKinds] = {
+        # Secret-type variables are checked as references to the configured vault, never written.
+        TargetKindName.ENV_VAR: EnvVarTargets(dataverse, vault=settings.vault_name),
+        TargetKindName.CONNECTION: ConnectionKinds(connectivity, secrets),
+    }
     agents_client = AgentsClient(dataverse)
     engine = SyncEngine(
         settings.mapping,

@@ -80,7 +80,7 @@ class LockstepService:
         time, so they break with an expired secret too).
         """
         expires = event.expires.strftime("%Y-%m-%d %H:%M UTC") if event.expires else "unknown"
-        names = [f"{t.environment.name}/{t.env_var}" for t in targets]
+        names = [f"{t.environment.name}/{t.label}" for t in targets]
         flows: dict[str, list[str]] = {}
         agents: dict[str, list[str]] = {}
         if self._inventory is not None:

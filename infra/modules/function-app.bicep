@@ -52,6 +52,9 @@ param deploymentContainerName string
 @description('Application Insights connection string (local auth is disabled; ingestion needs the identity).')
 param applicationInsightsConnectionString string
 
+@description('Log Analytics workspace that receives the app\'s platform logs and metrics.')
+param logAnalyticsWorkspaceId string
+
 @description('KEY_VAULT_URI: https://<vault>.vault.azure.net/')
 param keyVaultUri string
 
@@ -219,6 +222,27 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   name: 'scm'
   properties: {
     allow: false
+  }
+}
+
+// Platform logs and metrics to Log Analytics (the app's own telemetry goes to Application Insights).
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'function-app-to-log-analytics'
+  scope: site
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
   }
 }
 

@@ -1,7 +1,24 @@
 // The function app's own storage account: host state (AzureWebJobsStorage), the Flex
 // Consumption deployment container and the Event Grid dead-letter container. Shared keys are
-// disabled, so every caller authenticates with Entra ID; the function app identity gets the
-// Blob/Queue/Table data roles the Functions host needs, scoped to this account only.
+// disabled, so every caller authenticates with Entra ID.
+//
+// The function identity gets what the Functions host needs, where it needs it, and nothing on the
+// dead-letter container (Event Grid's own identity writes there, see dead-letter-access.bicep):
+// - Storage Blob Data Owner on the host's two containers, azure-webjobs-hosts (locks, timer
+//   schedule status) and azure-webjobs-secrets (function keys). Microsoft: "The Storage Blob Data
+//   Owner role covers the basic needs of Functions host storage"; the timer and Event Grid
+//   triggers add nothing ("Connecting to host storage with an identity",
+//   https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity).
+//   Microsoft's example grants it on the account; the containers are created here so the role can
+//   be scoped to them.
+// - Storage Blob Data Contributor on the deployment container: Flex Consumption reads (and, on a
+//   deployment, writes) the package with this identity; Microsoft assigns that role for deployment
+//   storage ("Create and manage function apps in the Flex Consumption plan", Configure deployment
+//   settings, https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to).
+// - Storage Table Data Contributor on the account: the host's diagnostic events (same Microsoft
+//   table, "with support for diagnostic events"); their tables are created by the host, by month,
+//   so they cannot be scoped in advance.
+// - No queue role: queues are needed only by blob triggers and Durable Functions (same table).
 
 @description('Storage account name (3-24 lowercase letters and digits).')
 @minLength(3)
@@ -23,10 +40,18 @@ param deadLetterContainerName string
 @description('Principal (object) id of the function app identity.')
 param identityPrincipalId string
 
+@description('Log Analytics workspace that receives the storage diagnostics.')
+param logAnalyticsWorkspaceId string
+
 // Built-in role definition ids (identical in every tenant).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+
+// The containers the Functions host uses in AzureWebJobsStorage (created here, not by the host,
+// so that its role can be scoped to them).
+var hostLocksContainerName = 'azure-webjobs-hosts'
+var hostSecretsContainerName = 'azure-webjobs-secrets'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: Flex Consumption without VNet integration reaches its host storage from public, non-trusted addresses; a deny-by-default firewall would stop the host. Access is Entra-only (shared keys off) and RBAC-scoped.
@@ -86,9 +111,25 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
-resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identityPrincipalId, storageBlobDataOwnerRoleId)
-  scope: storage
+resource hostLocksContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: hostLocksContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource hostSecretsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: hostSecretsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource hostLocksOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostLocksContainer.id, identityPrincipalId, storageBlobDataOwnerRoleId)
+  scope: hostLocksContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
     principalId: identityPrincipalId
@@ -96,11 +137,21 @@ resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identityPrincipalId, storageQueueDataContributorRoleId)
-  scope: storage
+resource hostSecretsOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostSecretsContainer.id, identityPrincipalId, storageBlobDataOwnerRoleId)
+  scope: hostSecretsContainer
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource packageContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deploymentContainer.id, identityPrincipalId, storageBlobDataContributorRoleId)
+  scope: deploymentContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
     principalId: identityPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -113,6 +164,50 @@ resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
     principalId: identityPrincipalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// Diagnostics to Log Analytics: account transactions, and every blob read, write and delete (who
+// touched the package, the host containers or the dead letters).
+resource accountDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'storage-to-log-analytics'
+  scope: storage
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    metrics: [
+      {
+        category: 'Transaction'
+        enabled: true
+      }
+    ]
+  }
+}
+
+resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'blob-to-log-analytics'
+  scope: blobService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'StorageRead'
+        enabled: true
+      }
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'Transaction'
+        enabled: true
+      }
+    ]
   }
 }
 

@@ -234,6 +234,12 @@ class FlowsClient:
             )
         return object_id
 
+    async def caller_object_id(self, org_url: str) -> str:
+        """Lockstep's own Entra object id, as the organisation knows its application user (WhoAmI,
+        then the user's azureactivedirectoryobjectid): what connection shares name."""
+        user_id = (await self._dataverse.who_am_i(org_url))["UserId"]
+        return (await self.owner_object_id(org_url, user_id)).lower()
+
     async def user_name(self, org_url: str, user_id: str) -> str:
         response = await self._dataverse.request(
             org_url, "GET", f"systemusers({user_id})", params={"$select": "fullname"}

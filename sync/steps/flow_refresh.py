@@ -6,19 +6,29 @@ run wrote, after their stage passed the gate, so a duplicate event or an in-sync
 touches no flow.
 
 Per flow: one its owner had turned off is left off; an active one is turned off, then on, then
-read again to confirm it is on. Turning a flow on needs access to its connections: when
-Dataverse refuses (ConnectionAuthorizationFailed) the flow is now off, and the result says so
-loudly with what a person must do. With `as_owner`, activation impersonates the flow's owner
-(header CallerObjectId), which needs the Delegate privilege. A flow that fails is a failure of
-that flow, never a rollback of the value.
+read again to confirm it is on. Turning a flow on needs access to its connections, so before a
+flow is turned off Lockstep establishes that it can turn it on again: with `as_owner`, activation
+impersonates the flow's owner (header CallerObjectId, needs the Delegate privilege), so the
+owner must be resolvable; otherwise every connection the flow's connection references are bound
+to must be *given* to Lockstep's identity: its object id holds a permission on the connection
+(Owner, or shared as CanEdit, CanViewWithShare or CanView, any of which lets a caller use it).
+A share with a group Lockstep's identity belongs to is not recognised. When that cannot be
+established the flow is left on and reported `needs_action`: the value is written, the flow
+keeps the old value until a maker re-saves it or shares its connections. Should Dataverse still
+refuse (ConnectionAuthorizationFailed), the flow is now off and the result says so loudly. A
+flow that fails is a failure of that flow, never a rollback of the value.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Hashable
+from functools import partial
+from typing import Protocol, TypeVar
 
+from sync.adapters.connection_model import Permission
+from sync.adapters.connections import ConnectionNotFound, NotEditable
 from sync.adapters.flows import OFF, ON, ActivationRefused, Flow, FlowsClient
 from sync.errors import LockstepError
 from sync.models import FlowOutcome, FlowResult, Target
@@ -28,6 +38,11 @@ from sync.telemetry import get_logger
 log = get_logger(__name__)
 
 LISTING_SECONDS = 30.0
+T = TypeVar("T")
+KEEPS_OLD_VALUE = (
+    "left ON: the value is written; the flow keeps the old value until a maker re-saves it or "
+    "shares its connections with Lockstep's identity"
+)
 SHARE_OR_IMPERSONATE = (
     "it is OFF now: share its connections with Lockstep's application user, or set "
     "FLOW_ACTIVATION_AS_OWNER=true (needs the Delegate privilege), then turn it on"
@@ -44,34 +59,75 @@ class FlowRefresher(Protocol):
     async def refresh(self, target: Target, definition_id: str) -> tuple[FlowResult, ...]: ...
 
 
+class ConnectionPermissions(Protocol):
+    """Who may use a connection (sync.adapters.connections.ConnectivityClient)."""
+
+    async def permissions(
+        self, environment_id: str, connector: str, connection_id: str
+    ) -> list[Permission]: ...
+
+
+def _shared(
+    cache: dict[Hashable, tuple[float, asyncio.Future[T]]], key: Hashable, make: Callable[[], Awaitable[T]]
+) -> asyncio.Future[T]:
+    """One answer per key for LISTING_SECONDS, shared by every flow and target asking (a reconcile
+    repairing 50 variables in one environment lists its flows once); a failed answer is asked again."""
+    now = time.monotonic()
+    cached = cache.get(key)
+    if cached is None or now - cached[0] > LISTING_SECONDS or (cached[1].done() and cached[1].exception()):
+        cached = (now, asyncio.ensure_future(make()))
+        cache[key] = cached
+    return asyncio.shield(cached[1])
+
+
 class FlowRefresh:
     """Implements the engine's FlowRefresher over the Dataverse flows API."""
 
-    def __init__(self, flows: FlowsClient, *, as_owner: bool = False) -> None:
+    def __init__(
+        self, flows: FlowsClient, *, connections: ConnectionPermissions, as_owner: bool = False
+    ) -> None:
         self._flows = flows
+        self._connections = connections
         self._as_owner = as_owner
-        self._listings: dict[str, tuple[float, asyncio.Future[list[Flow]]]] = {}
+        self._listings: dict[Hashable, tuple[float, asyncio.Future[list[Flow]]]] = {}
+        self._references: dict[Hashable, tuple[float, asyncio.Future[dict[str, dict[str, str]]]]] = {}
+        self._identity: dict[Hashable, tuple[float, asyncio.Future[str]]] = {}
+        self._permissions: dict[Hashable, tuple[float, asyncio.Future[list[Permission]]]] = {}
 
     def _listing(self, org: str) -> asyncio.Future[list[Flow]]:
-        """One cloud-flow listing per environment for LISTING_SECONDS, shared by the targets of a
-        run (a reconcile repairing 50 variables in one environment lists its flows once)."""
-        now = time.monotonic()
-        cached = self._listings.get(org)
-        if (
-            cached is None
-            or now - cached[0] > LISTING_SECONDS
-            or (cached[1].done() and cached[1].exception())
-        ):
-            cached = (now, asyncio.ensure_future(self._flows.cloud_flows(org)))
-            self._listings[org] = cached
-        return cached[1]
+        return _shared(self._listings, org, partial(self._flows.cloud_flows, org))
+
+    async def _not_usable(self, org: str, environment_id: str, flow: Flow) -> str | None:
+        """Why Lockstep could not turn the flow on again (its connections are not given to it), or
+        None; asked before the flow is turned off. Raises LockstepError when it cannot tell."""
+        if not flow.connection_references:
+            return None
+        references = await _shared(self._references, org, partial(self._flows.connection_references, org))
+        me = await _shared(self._identity, org, partial(self._flows.caller_object_id, org))
+        problems = []
+        for logical in flow.connection_references:
+            bound = references.get(logical) or {}
+            connection = bound.get("connection", "")
+            connector = bound.get("connector", "").rstrip("/").rsplit("/", 1)[-1]
+            if not connection or not connector:
+                problems.append(f"connection reference {logical} is bound to no connection")
+                continue
+            ask = partial(self._connections.permissions, environment_id, connector, connection)
+            try:
+                permissions = await _shared(self._permissions, (environment_id, connector, connection), ask)
+            except (NotEditable, ConnectionNotFound):
+                permissions = []
+            if not any(permission.principal_id == me for permission in permissions):
+                problems.append(f"the connection of {logical} ({connector}) is not shared with Lockstep")
+        return "; ".join(problems) or None
 
     async def refresh(self, target: Target, definition_id: str) -> tuple[FlowResult, ...]:
         """Raises LockstepError only when the flows cannot be listed."""
         org = target.environment.url
         listing = asyncio.shield(self._listing(org))
         flows = await self._flows.flows_using(org, target.env_var, definition_id, listing)
-        results = await asyncio.gather(*(self._refresh_one(org, flow) for flow in flows))
+        environment_id = target.environment.id
+        results = await asyncio.gather(*(self._refresh_one(org, environment_id, flow) for flow in flows))
         for result in results:
             log_at = (
                 log.info if result.outcome in (FlowOutcome.REFRESHED, FlowOutcome.LEFT_OFF) else log.warning
@@ -86,7 +142,7 @@ class FlowRefresh:
             )
         return tuple(results)
 
-    async def _refresh_one(self, org: str, flow: Flow) -> FlowResult:
+    async def _refresh_one(self, org: str, environment_id: str, flow: Flow) -> FlowResult:
         if not flow.on:
             return self._result(flow, FlowOutcome.LEFT_OFF, "turned off by its owner: left off")
         try:
@@ -95,6 +151,15 @@ class FlowRefresh:
             return self._result(
                 flow, FlowOutcome.FAILED, f"cannot impersonate its owner: {scrub(str(error))}; not touched"
             )
+        if caller is None:  # Lockstep turns it on itself: only if it may use the flow's connections
+            try:
+                not_usable = await self._not_usable(org, environment_id, flow)
+            except LockstepError as error:
+                return self._result(
+                    flow, FlowOutcome.FAILED, f"could not check its connections: {scrub(str(error))}; left on"
+                )
+            if not_usable:
+                return self._result(flow, FlowOutcome.NEEDS_ACTION, f"{not_usable}: {KEEPS_OLD_VALUE}")
         try:
             await self._flows.set_state(org, flow.id, OFF)
         except LockstepError as error:

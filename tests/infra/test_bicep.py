@@ -103,6 +103,10 @@ def render(node: Any) -> str:
             return "{} ? {} : {}".format(*map(render, parts))
         if kind == "not":
             return f"!{render(operands['bool_value'])}"
+        if kind == "index_accessor":
+            return f"{render(operands['operand_1'])}[{render(operands['operand_2'])}]"
+        if kind == "and":
+            return " && ".join(render(value) for value in operands.values())
         return f"{kind}(" + ", ".join(render(value) for value in operands.values()) + ")"
     if "function" in node:
         function = node["function"]
@@ -114,9 +118,15 @@ def render(node: Any) -> str:
 def unwrap(entry: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The body and the condition (None when unconditional) of a resource or module."""
     config = entry["config"]
-    if "condition" in config and set(config) == {"condition", "config"}:
+    if "condition" in config and set(config) <= {"condition", "config", "loop_type"}:
         return config["config"], config["condition"]
     return config, None
+
+
+def loop(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """A resource loop's item, index and array (None for a single resource)."""
+    loop_type = entry["config"].get("loop_type")
+    return None if loop_type is None else loop_type["detail"]
 
 
 def resources(parsed: dict[str, Any], rtype: str | None = None) -> dict[str, dict[str, Any]]:
@@ -226,7 +236,8 @@ def test_every_checkov_skip_is_justified_inline(path: Path) -> None:
 # --- least privilege: every role assignment, its role, scope and principal --------------------
 
 
-def role_assignments() -> set[tuple[str, str, str, str]]:
+def role_assignments() -> set[tuple[str, str, str, str, str]]:
+    """(file, role id, scope type, scope symbol, principal) for every role assignment."""
     found = set()
     for path in BICEP_FILES:
         parsed = parse(path)
@@ -237,13 +248,14 @@ def role_assignments() -> set[tuple[str, str, str, str]]:
             assert role["parameters"]["resource_type"] == "Microsoft.Authorization/roleDefinitions"
             role_id = variable(parsed, role["parameters"]["resource_name_1"])
             scope = render(body["scope"])
-            scope_type = parsed["resources"][scope.replace("::", "__")]["type"]
+            scope_symbol = scope.split("[")[0].replace("::", "__")
+            scope_type = parsed["resources"][scope_symbol]["type"]
             principal = render(body["properties"]["principalId"])
             # Idempotent, unique per (scope, principal, role).
             assert render(body["name"]) == (
                 f"guid({scope}.id, {principal}, {role['parameters']['resource_name_1']})"
             ), symbol
-            found.add((path.name, role_id, scope_type, principal))
+            found.add((path.name, role_id, scope_type, scope, principal))
     return found
 
 
@@ -253,42 +265,65 @@ def test_role_assignments_are_exactly_the_least_privilege_set() -> None:
             "monitoring.bicep",
             MONITORING_METRICS_PUBLISHER,
             "Microsoft.Insights/components",
+            "applicationInsights",
+            "identityPrincipalId",
+        ),
+        # Host storage: blob roles on the containers the host and the deployment use, table data
+        # for the host's diagnostic events; no queue role, nothing on the dead-letter container.
+        (
+            "storage.bicep",
+            STORAGE_BLOB_DATA_OWNER,
+            "Microsoft.Storage/storageAccounts/blobServices/containers",
+            "hostLocksContainer",
             "identityPrincipalId",
         ),
         (
             "storage.bicep",
             STORAGE_BLOB_DATA_OWNER,
-            "Microsoft.Storage/storageAccounts",
+            "Microsoft.Storage/storageAccounts/blobServices/containers",
+            "hostSecretsContainer",
             "identityPrincipalId",
         ),
         (
             "storage.bicep",
-            STORAGE_QUEUE_DATA_CONTRIBUTOR,
-            "Microsoft.Storage/storageAccounts",
+            STORAGE_BLOB_DATA_CONTRIBUTOR,
+            "Microsoft.Storage/storageAccounts/blobServices/containers",
+            "deploymentContainer",
             "identityPrincipalId",
         ),
         (
             "storage.bicep",
             STORAGE_TABLE_DATA_CONTRIBUTOR,
             "Microsoft.Storage/storageAccounts",
+            "storage",
+            "identityPrincipalId",
+        ),
+        (
+            "key-vault-access.bicep",
+            KEY_VAULT_SECRETS_USER,
+            "Microsoft.KeyVault/vaults/secrets",
+            "secrets[i]",
             "identityPrincipalId",
         ),
         (
             "key-vault-access.bicep",
             KEY_VAULT_SECRETS_USER,
             "Microsoft.KeyVault/vaults",
+            "vault",
             "identityPrincipalId",
         ),
         (
             "key-vault-access.bicep",
             KEY_VAULT_SECRETS_OFFICER,
             "Microsoft.KeyVault/vaults",
+            "vault",
             "operatorPrincipalId",
         ),
         (
             "dead-letter-access.bicep",
             STORAGE_BLOB_DATA_CONTRIBUTOR,
             "Microsoft.Storage/storageAccounts/blobServices/containers",
+            "deadLetterContainer",
             "topicPrincipalId",
         ),
     }
@@ -299,7 +334,7 @@ def test_identity_role_assignments_are_for_a_service_principal() -> None:
         for symbol, entry in resources(parse(path), "Microsoft.Authorization/roleAssignments").items():
             body, condition = unwrap(entry)
             if body["properties"]["principalId"] == "operatorPrincipalId":
-                assert render(condition) == "!empty(operatorPrincipalId)", "operator access is opt-in"
+                assert render(condition) == "grantOperatorSecretsOfficer && !empty(operatorPrincipalId)"
                 continue
             assert body["properties"]["principalType"] == "ServicePrincipal", symbol
 
@@ -572,6 +607,8 @@ def test_storage_accepts_only_entra_id() -> None:
     assert {unwrap(c)[0]["name"] for c in containers.values()} == {
         "deploymentContainerName",
         "deadLetterContainerName",
+        "hostLocksContainerName",
+        "hostSecretsContainerName",
     }
     for entry in containers.values():
         assert unwrap(entry)[0]["properties"]["publicAccess"] == "None"

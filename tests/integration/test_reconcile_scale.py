@@ -98,3 +98,34 @@ async def test_drift_costs_one_write_and_one_read_back_each(
     assert report.counts()["updated"] == len(drifted)
     for env, index in drifted:
         assert not (env.value_of(env_var(index)) or "").startswith("LOCKSTEP-CANARY-drift-")
+
+
+def connections_opened(emulator: Emulator) -> int:
+    """TLS connections Lockstep opened: each is one CONNECT through the emulator's proxy."""
+    return sum(1 for r in emulator.requests if r.service == "proxy" and r.method == "CONNECT")
+
+
+async def test_repairs_reuse_connections(emulator: Emulator, fleet: list[Environment]) -> None:
+    """Repairs go over the connections already open, not one new TLS connection per write.
+
+    The first repairing reconcile opens what its concurrency needs; a second one of the same size
+    finds them pooled. (A pool cap below the engine's concurrency, or httpcore closing idle
+    connections once more than its keep-alive cap were open, cost about one connection per repair.)
+    """
+
+    def drift(round_: int) -> list[tuple[Environment, int]]:
+        drifted = [(env, index) for env in fleet for index in range(round_, SECRETS, 2)]
+        for env, index in drifted:
+            env.set_value(env_var(index), canary(f"drift{round_}-"))
+        return drifted
+
+    drift(0)
+    first = await run_reconcile()
+    assert first.counts()["updated"] == ENVIRONMENTS * math.ceil(SECRETS / 2)
+    drifted = drift(1)
+    emulator.reset_requests()
+    second = await run_reconcile()
+    assert second.counts()["updated"] == len(drifted)
+    assert connections_opened(emulator) <= ENVIRONMENTS, [
+        (r.host, r.status) for r in emulator.requests if r.service == "proxy"
+    ]

@@ -14,6 +14,7 @@ from sync.entrypoints import handle_event_grid_event
 from sync.errors import ConfigurationError, InvalidEventError
 from sync.events import SecretEventType, parse_secret_event
 from sync.mapping import SECRET_NAME, parse_mapping
+from sync.mapping_connections import CONNECTION_ID
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
 JSON = st.recursive(
@@ -85,12 +86,21 @@ ENVIRONMENT = st.fixed_dictionaries(
         "stage": st.integers(-2, 5) | JSON,
     }
 )
+CONNECTION = st.fixed_dictionaries(
+    {
+        "connector": st.text(max_size=12) | st.just("shared_sql"),
+        "client_id": st.uuids().map(str) | st.text(max_size=10),
+        "tenant_id": st.uuids().map(str) | JSON,
+    },
+    optional={"ids": st.lists(st.text(max_size=8) | st.just("conn-1"), max_size=3) | JSON},
+)
 ROW = st.fixed_dictionaries(
     {
         "secret": st.text(max_size=10) | st.just("sql-pw"),
-        "env_var": st.text(max_size=12) | st.just("contoso_Pw"),
     },
     optional={
+        "env_var": st.text(max_size=12) | st.just("contoso_Pw"),
+        "connection": CONNECTION | JSON,
         "environments": st.lists(st.text(max_size=5), max_size=3),
         "rollout": JSON,
         "refresh_flows": JSON,
@@ -111,3 +121,6 @@ def test_mapping_shaped_documents_raise_only_configuration_error(
         return
     for row in mapping.secrets:
         assert SECRET_NAME.fullmatch(row.secret)
+        assert (row.env_var is None) != (row.connection is None)
+        for connection_id in row.connection.ids or [] if row.connection else []:
+            assert CONNECTION_ID.fullmatch(connection_id)  # safe in a URL path

@@ -146,3 +146,11 @@ def test_stale_trust_store_is_listed_with_the_rest(environ: dict[str, str], tmp_
     assert found[0] == "KEY_VAULT_URI: must be an https:// URL"
     assert [problem.split(":")[0] for problem in found[1:]] == ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"]
     assert all(stale in problem for problem in found[1:])
+
+
+def test_power_platform_api_url(environ: dict[str, str]) -> None:
+    assert load_settings(environ).power_platform_api_url == "https://api.powerplatform.com"
+    environ["POWER_PLATFORM_API_URL"] = "https://API.gov.powerplatform.microsoft.us/"
+    assert load_settings(environ).power_platform_api_url == "https://api.gov.powerplatform.microsoft.us"
+    environ["POWER_PLATFORM_API_URL"] = "http://api.powerplatform.com"
+    assert problems(environ) == ["POWER_PLATFORM_API_URL: must be an https:// URL"]

@@ -1,0 +1,32 @@
+"""One httpx pool per origin behind the shared client: routing, streaming and closing."""
+
+from __future__ import annotations
+
+import httpx
+
+from sync.adapters.pools import PoolPerOrigin
+
+
+async def test_each_origin_gets_its_own_pool_and_answers_pass_through() -> None:
+    seen: list[tuple[str, str]] = []
+    made: list[httpx.AsyncClient] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("Authorization", "")))
+        return httpx.Response(201, json={"host": request.url.host}, headers={"ETag": 'W/"3"'})
+
+    def new_client() -> httpx.AsyncClient:
+        made.append(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+        return made[-1]
+
+    router = PoolPerOrigin(new_client)
+    async with httpx.AsyncClient(transport=router, headers={"User-Agent": "t"}) as client:
+        for host in ("a.example", "b.example", "a.example", "a.example:8443"):
+            response = await client.get(f"https://{host}/x", headers={"Authorization": "Bearer k"})
+            assert response.status_code == 201
+            assert response.json() == {"host": host.split(":")[0]}
+            assert response.headers["ETag"] == 'W/"3"'
+    # a.example, b.example and a.example:8443 are three origins; the second a.example call reused one.
+    assert len(made) == 3
+    assert seen[0] == ("a.example", "Bearer k")  # what the outer client added reaches the pool
+    assert all(child.is_closed for child in made)  # closing the shared client closes every pool
