@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run(acts: Acts, new_value: str, tampered: str, bad_value: str) -> None:
+async def run(acts: Acts, new_value: str, tampered: str, bad_value: str, agent_value: str) -> None:
     from sync.runtime import close_runtime
 
     try:
@@ -62,6 +62,7 @@ async def run(acts: Acts, new_value: str, tampered: str, bad_value: str) -> None
         await acts.duplicate()
         await acts.drift(new_value, tampered)
         await acts.staged_rollout(new_value, bad_value)
+        await acts.agents_and_references(agent_value)
     finally:
         await close_runtime()
 
@@ -69,13 +70,14 @@ async def run(acts: Acts, new_value: str, tampered: str, bad_value: str) -> None
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     new_value = os.environ.get("LOCKSTEP_DEMO_SECRET_VALUE") or canary("rotated-")
-    initial_sql, initial_graph, tampered, bad_value = (
+    initial_sql, initial_graph, tampered, bad_value, agent_value = (
         canary("initial-sql-"),
         canary("initial-graph-"),
         canary("tampered-"),
         canary("staged-"),
+        canary("agents-"),
     )
-    out = GuardedOutput([new_value, initial_sql, initial_graph, tampered, bad_value])
+    out = GuardedOutput([new_value, initial_sql, initial_graph, tampered, bad_value, agent_value])
     console = Console(
         file=out,
         force_terminal=sys.stdout.isatty() and not os.environ.get("NO_COLOR"),
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         narrator.say(f"  Teams webhook  https://webhook.lockstep.test{emulator.teams_webhook_path()}?…")
         narrator.say(f"  Identity       {emulator.identity_endpoint} (App Service managed-identity protocol)")
         try:
-            asyncio.run(run(Acts(narrator, scenario, catcher), new_value, tampered, bad_value))
+            asyncio.run(run(Acts(narrator, scenario, catcher), new_value, tampered, bad_value, agent_value))
         except Exception as error:  # report, never a traceback that might carry state
             narrator.problems.append(f"the demo stopped: {type(error).__name__}: {error}")
 

@@ -11,8 +11,11 @@ from typing import Any
 from azure.functions.timer import TimerRequest
 
 from demo.render import Narrator
-from demo.scenario import SQL_SECRET, SQL_VAR, Scenario, function_event
-from sync.runtime import close_runtime
+from demo.scenario import SQL_SECRET, SQL_VAR, VAULT, Scenario, function_event
+from sync.cli.commands import inspect
+from sync.runtime import close_runtime, get_runtime
+
+SQL_REF = "contoso_SqlRef"
 
 
 class ReportCatcher(logging.Handler):
@@ -139,3 +142,56 @@ class Acts:
         post = json.dumps(self.emulator.teams_posts[-1])
         self.n.check("the card names the refreshed flow", "flow refreshed: Invoice export" in post)
         self.n.check("the card does not contain either value", bad_value not in post and previous not in post)
+
+    async def agents_and_references(self, value: str) -> None:
+        self.n.act("5. Agents republished (drafts left alone), a Key Vault reference verified")
+        self.scenario.environments["uat"].refuse_writes(False)
+        dev, prod = self.scenario.environments["dev"], self.scenario.environments["prod"]
+        desk = dev.add_bot("Help Desk")
+        dev.add_bot_component(desk, "Reset password", uses=[SQL_VAR])
+        draft = dev.add_bot("Draft Desk")
+        dev.edit_bot_component(dev.add_bot_component(draft, "Escalate", uses=[SQL_VAR]))
+        prod.add_secret_reference(SQL_REF, VAULT, SQL_SECRET)
+        self.scenario.mapping["secrets"].append(
+            {"secret": SQL_SECRET, "env_var": SQL_REF, "environments": ["prod"]}
+        )
+        os.environ["LOCKSTEP_MAPPING"] = json.dumps(self.scenario.mapping)
+        await close_runtime()  # the mapping changed: the next invocation reads it again
+        self.n.say("  dev has two Copilot Studio agents reading Env.contoso_SqlConnectionPassword:")
+        self.n.say("  'Help Desk' (published) and 'Draft Desk' (a maker's unpublished edit);")
+        self.n.say(f"  prod's Secret-type {SQL_REF} references {VAULT}/{SQL_SECRET}")
+        before = dev.bot(desk)["published_on"]
+        etag = prod.value_etag(SQL_REF)
+        event = self.scenario.rotate(SQL_SECRET, value)
+        await self.on_event(function_event(event))
+        self.n.report(self.catcher.reports[-1])
+        self.show_last_card()
+        inspection = await inspect(await get_runtime(), 30.0, [SQL_SECRET], ["prod"])
+        planned = {t.env_var: t.state.value for t in inspection.targets}
+        self.n.say(f"  plan: prod/{SQL_REF} is in state '{planned.get(SQL_REF)}'")
+        after = dev.bot(desk)["published_on"]
+        self.n.check(
+            "'Help Desk' was republished (publishedon moved forward)",
+            before is not None and after is not None and after > before,
+        )
+        self.n.check("'Draft Desk' was not published", draft not in dev.publishes())
+        result = next(
+            r
+            for s in self.catcher.reports[-1]["secrets"]
+            for r in s["results"]
+            if (r["environment"], r["env_var"]) == ("dev", SQL_VAR)
+        )
+        agents = {a["name"]: a["outcome"] for a in result["agents"]}
+        self.n.check(
+            "'Draft Desk' is reported needs_action",
+            agents == {"Help Desk": "published", "Draft Desk": "needs_action"},
+        )
+        outcomes = self.outcomes()
+        self.n.check(
+            f"prod/{SQL_REF} was verified and not written",
+            outcomes.get(("prod", SQL_REF)) == "unchanged" and prod.value_etag(SQL_REF) == etag,
+        )
+        self.n.check(f"plan shows prod/{SQL_REF} as 'reference'", planned.get(SQL_REF) == "reference")
+        post = json.dumps(self.emulator.teams_posts[-1])
+        self.n.check("the card names 'Draft Desk'", "Draft Desk" in post)
+        self.n.check("the card does not contain the value", value not in post)

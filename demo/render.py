@@ -24,6 +24,7 @@ OUTCOME_STYLE = {
     "failed": "bold red",
     "rolled_back": "yellow",
     "held_back": "yellow",
+    "needs_action": "yellow",
 }
 CARD_COLOUR = {"Good": "green", "Attention": "red", "Warning": "yellow", "Accent": "cyan"}
 # One line per outcome: why a target ended this way.
@@ -37,7 +38,10 @@ WHY = {
     "failed": "see the reason: Lockstep wrote nothing it could not verify",
     "rolled_back": "this run wrote it, but its stage failed the gate: the previous value is back",
     "held_back": "an earlier stage failed: this stage was never touched",
+    "needs_action": "Lockstep may not change it: a person must act (see the reason)",
 }
+# A Secret-type variable ends `unchanged` too, for another reason: it is never written.
+REFERENCE_WHY = "a Key Vault reference: checked against the vault, never written"
 
 
 def results_lines(report: dict[str, Any]) -> list[Text]:  # details are indented by the narrator
@@ -57,6 +61,9 @@ def results_lines(report: dict[str, Any]) -> list[Text]:  # details are indented
             flows = ", ".join(f"{flow['name']} {flow['outcome']}" for flow in result.get("flows", []))
             if flows:
                 lines.append(Text(f"flows: {flows}"))
+            agents = ", ".join(f"{agent['name']} {agent['outcome']}" for agent in result.get("agents", []))
+            if agents:
+                lines.append(Text(f"agents: {agents}"))
             if result["reason"]:
                 lines.append(Text(f"reason: {result['reason']}", style="dim"))
     return lines
@@ -65,7 +72,8 @@ def results_lines(report: dict[str, Any]) -> list[Text]:  # details are indented
 def explain(report: dict[str, Any]) -> list[str]:
     """One line per target: why it ended as it did."""
     return [
-        f"{r['environment']}: {r['outcome']} — {WHY.get(r['outcome'], '')}"
+        f"{r['environment']}: {r['outcome']} — "
+        + (REFERENCE_WHY if r["reason"].startswith("Key Vault reference") else WHY.get(r["outcome"], ""))
         for secret in report["secrets"]
         for r in secret["results"]
     ]
@@ -151,7 +159,7 @@ class Narrator:
 
     def report(self, report: dict[str, Any]) -> None:
         for line in results_lines(report):
-            detail = line.plain.startswith(("flows: ", "reason: "))
+            detail = line.plain.startswith(("flows: ", "agents: ", "reason: "))
             self.wrapped(line, 6 if detail else 2)
         for line in explain(report):
             self.wrapped(Text(f"· {line}", style="dim"), 2)

@@ -161,7 +161,8 @@ def build_runtime(
     connectivity = ConnectivityClient(http, credential, settings.power_platform_api_url)
     flows = FlowRefresh(flows_client, connections=connectivity, as_owner=settings.flow_activation_as_owner)
     kinds: dict[TargetKindName, TargetKinds] = {
-        TargetKindName.ENV_VAR: EnvVarTargets(dataverse),
+        # Secret-type variables are checked as references to the configured vault, never written.
+        TargetKindName.ENV_VAR: EnvVarTargets(dataverse, vault=settings.vault_name),
         TargetKindName.CONNECTION: ConnectionKinds(connectivity, secrets),
     }
     agents_client = AgentsClient(dataverse)

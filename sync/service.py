@@ -74,23 +74,33 @@ class LockstepService:
             )
 
     async def _expiry_notice(self, event: SecretEvent, targets: list[Target]) -> None:
-        """Names what will break: each variable the secret feeds and the flows that use it."""
+        """Names what will break: each variable the secret feeds, the flows and the agents using it.
+
+        One inventory read per environment gives both (agents read a Secret-type variable at run
+        time, so they break with an expired secret too).
+        """
         expires = event.expires.strftime("%Y-%m-%d %H:%M UTC") if event.expires else "unknown"
         names = [f"{t.environment.name}/{t.label}" for t in targets]
         flows: dict[str, list[str]] = {}
+        agents: dict[str, list[str]] = {}
         if self._inventory is not None:
             try:
                 with time_budget(EVENT_TIME_BUDGET_SECONDS):
-                    flows = await within_budget(self._inventory.flows_by_target(targets))
+                    rows = await within_budget(self._inventory.collect(targets))
+                flows = {
+                    f"{row.environment}/{row.env_var}": [flow.name for flow in row.flows] for row in rows
+                }
+                agents = {f"{row.environment}/{row.env_var}": list(row.agents) for row in rows}
             except LockstepError as error:
-                log.warning("secret %s: could not list the flows it feeds: %s", event.secret_name, error)
+                log.warning("secret %s: could not list what it feeds: %s", event.secret_name, error)
         log.warning(
-            "secret %s: %s (expires %s); it feeds %s; flows using it: %s",
+            "secret %s: %s (expires %s); it feeds %s; flows using it: %s; agents using it: %s",
             event.secret_name,
             event.event_type.value,
             expires,
             ", ".join(names),
-            "; ".join(f"{key}: {', '.join(value)}" for key, value in flows.items() if value) or "none found",
+            _listing(flows),
+            _listing(agents),
         )
         if self._notifier is None:
             return
@@ -101,8 +111,13 @@ class LockstepService:
             targets=names,
             correlation_id=current_correlation_id(),
             flows=flows,
+            agents=agents,
         )
         try:
             await self._notifier.post_card(card)
         except NotificationError as error:
             log.warning("Teams notification failed: %s", error)
+
+
+def _listing(found: dict[str, list[str]]) -> str:
+    return "; ".join(f"{key}: {', '.join(value)}" for key, value in found.items() if value) or "none found"

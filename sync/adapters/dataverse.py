@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from sync.adapters.dataverse_bulk import PAGE_SIZE, definition_from_row, read_definitions
 from sync.adapters.http import BearerTokenAuth, RetryPolicy, json_object, odata_error, send_with_retry
+from sync.adapters.references import held_value
 from sync.errors import PermanentError, TransientError
 from sync.mapping import SCHEMA_NAME
 from sync.models import Definition
@@ -100,7 +101,7 @@ class DataverseClient:
         if len(rows) > 1:
             raise PermanentError(f"{len(rows)} definitions are named {schema_name!r}; expected one")
         definition, value_rows = definition_from_row(rows[0])
-        register(definition.value_row.value if definition.value_row else None)  # the previous value
+        register(held_value(definition))  # the previous value (not a Key Vault reference)
         if value_rows > 1:
             raise PermanentError(
                 f"definition {schema_name!r} has {value_rows} value rows; expected at most one"
@@ -169,7 +170,7 @@ class DataverseClient:
             )
 
         found = await read_definitions(send, org_url, api_base, schema_names)
-        register(*(d.value_row.value for d in found.values() if d.value_row))  # previous values
+        register(*(held_value(d) for d in found.values()))  # previous values (not references)
         return found
 
     async def delete_value(self, org_url: str, row_id: str, etag: str) -> None:

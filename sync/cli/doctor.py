@@ -2,8 +2,12 @@
 
 Per environment: a token for its Dataverse, WhoAmI (is the identity an application user there?),
 the admin API's view (ready, and at the URL the mapping says), and each mapped definition
-(present, of a type a secret can be copied into). For the vault: each mapped secret readable.
-For Teams: the webhook setting resolved. Checks run concurrently, each environment bounded in time.
+(present, of a type a secret can be copied into). A Secret-type definition is a Key Vault
+reference instead: checked with the same rules a sync uses (sync.targets.references) — it names
+the configured vault and the row's secret, the current version is enabled and unexpired, and
+Power Platform resolves it (or the resolution is not verifiable from outside a flow, reported
+once per environment). For the vault: each mapped secret readable. For Teams: the webhook
+setting resolved. Checks run concurrently, each environment bounded in time. Nothing is changed.
 """
 
 from __future__ import annotations
@@ -12,18 +16,14 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from azure.core.exceptions import ClientAuthenticationError
-from pydantic import BaseModel, ConfigDict
-
+from sync.cli.checks import Check, attempt, make_check, reference_checks
 from sync.cli.exit_codes import ExitCode
 from sync.cli.output import Output
-from sync.deadline import time_budget, within_budget
-from sync.errors import LockstepError
+from sync.deadline import time_budget
 from sync.inspection import select_targets
 from sync.mapping import Environment
-from sync.models import DefinitionType, Target
+from sync.models import Definition, DefinitionType, SecretSnapshot, Target
 from sync.plan import readiness_problem
-from sync.redact import scrub
 from sync.runtime import Runtime
 
 COPYABLE = {DefinitionType.STRING, DefinitionType.NUMBER, DefinitionType.BOOLEAN, DefinitionType.JSON}
@@ -35,51 +35,30 @@ APP_USER_FIX = (
 )
 
 
-class Check(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    scope: str
-    check: str
-    ok: bool
-    detail: str = ""
-    fix: str = ""
-
-
-def _check(scope: str, name: str, problem: str | None, ok_detail: str, fix: str) -> Check:
-    if problem is None:
-        return Check(scope=scope, check=name, ok=True, detail=ok_detail)
-    return Check(scope=scope, check=name, ok=False, detail=problem, fix=fix)
-
-
-async def _attempt(awaitable: Awaitable[Any]) -> tuple[Any, str | None]:
-    """(result, None) or (None, a message safe to print), within the caller's time budget."""
-    try:
-        return await within_budget(awaitable), None
-    except ClientAuthenticationError as error:
-        return None, scrub(str(error.message).splitlines()[0] if error.message else type(error).__name__)
-    except LockstepError as error:
-        return None, scrub(str(error))
-
-
 async def _definition_check(
     runtime: Runtime, environment: Environment, name: str, bulk: dict[str, Any]
-) -> tuple[Check, tuple[str, str]]:
-    """One mapped definition: present (the bulk read leaves out ones with several value rows), copyable."""
+) -> tuple[Check | Definition, tuple[str, str]]:
+    """One mapped definition: present (the bulk read leaves out ones with several value rows), copyable.
+
+    A Secret-type definition comes back as itself: its reference is checked per target later.
+    """
     scope, check = f"environment {environment.name}", f"definition {name}"
     definition = bulk.get(name.lower())
     if definition is None:
-        definition, problem = await _attempt(runtime.dataverse.get_definition(environment.url, name))
+        definition, problem = await attempt(runtime.dataverse.get_definition(environment.url, name))
         if problem is not None:
             fix = (
                 "delete the extra value rows so exactly one remains"
                 if "value rows" in problem
                 else "see the detail"
             )
-            return _check(scope, check, problem, "", fix), ("refused", problem)
+            return make_check(scope, check, problem, "", fix), ("refused", problem)
+    if definition is not None and definition.type == DefinitionType.SECRET:
+        return definition, ("reference", "")
     if definition is None:
         problem = "no environment variable definition with this schema name"
         fix = "import the solution that defines it, or fix env_var in the mapping"
-        return _check(scope, check, problem, "", fix), ("missing_definition", problem)
+        return make_check(scope, check, problem, "", fix), ("missing_definition", problem)
     if definition.type not in COPYABLE:
         kind = (
             DefinitionType(definition.type).name
@@ -87,19 +66,20 @@ async def _definition_check(
             else str(definition.type)
         )
         problem = f"of type {kind}, which cannot hold a copied secret value"
-        fix = "map a String definition instead (a Secret-type variable resolves Key Vault itself)"
-        return _check(scope, check, problem, "", fix), ("refused", problem)
-    return _check(scope, check, None, "present and copyable", ""), ("ok", "")
+        fix = "map a String definition, or a Secret-type one referencing the secret in the vault"
+        return make_check(scope, check, problem, "", fix), ("refused", problem)
+    return make_check(scope, check, None, "present and copyable", ""), ("ok", "")
 
 
-async def _environment_checks(
-    runtime: Runtime, environment: Environment, env_vars: list[str]
-) -> tuple[list[Check], dict[str, tuple[str, str]]]:
+Found = tuple[list[Check], dict[str, tuple[str, str]], dict[str, Definition]]
+
+
+async def _environment_checks(runtime: Runtime, environment: Environment, env_vars: list[str]) -> Found:
     """Token, admin API, WhoAmI, then each definition; stops early where later checks cannot run."""
     scope = f"environment {environment.name}"
-    _, problem = await _attempt(runtime.credential.get_token(f"{environment.url}/.default"))
+    _, problem = await attempt(runtime.credential.get_token(f"{environment.url}/.default"))
     checks = [
-        _check(
+        make_check(
             scope,
             "token",
             problem,
@@ -107,12 +87,12 @@ async def _environment_checks(
             "check the managed identity (AZURE_CLIENT_ID) and the network path to Entra ID",
         )
     ]
-    status, problem = await _attempt(runtime.admin.get_environment(environment.id))
+    status, problem = await attempt(runtime.admin.get_environment(environment.id))
     if status is not None:
         not_ready = readiness_problem(status, environment)
         problem = not_ready[0] if not_ready else None
     checks.append(
-        _check(
+        make_check(
             scope,
             "admin API",
             problem,
@@ -120,16 +100,16 @@ async def _environment_checks(
             "fix the environment, or the mapping's id/url for it",
         )
     )
-    who, problem = await _attempt(runtime.dataverse.who_am_i(environment.url))
+    who, problem = await attempt(runtime.dataverse.who_am_i(environment.url))
     checks.append(
-        _check(scope, "WhoAmI", problem, f"application user {who['UserId'] if who else ''}", APP_USER_FIX)
+        make_check(scope, "WhoAmI", problem, f"application user {who['UserId'] if who else ''}", APP_USER_FIX)
     )
     if problem is not None:
-        return checks, {name: ("error", f"WhoAmI failed: {problem}") for name in env_vars}
-    bulk, problem = await _attempt(runtime.dataverse.get_definitions(environment.url, env_vars))
+        return checks, {name: ("error", f"WhoAmI failed: {problem}") for name in env_vars}, {}
+    bulk, problem = await attempt(runtime.dataverse.get_definitions(environment.url, env_vars))
     if problem is not None:
         checks.append(
-            _check(
+            make_check(
                 scope,
                 "definitions",
                 problem,
@@ -137,20 +117,32 @@ async def _environment_checks(
                 "check the application user's security role (read environmentvariabledefinition)",
             )
         )
-        return checks, {name: ("error", problem) for name in env_vars}
+        return checks, {name: ("error", problem) for name in env_vars}, {}
     results = [await _definition_check(runtime, environment, name, bulk) for name in env_vars]
-    checks.extend(check for check, _ in results)
-    return checks, {name: state for name, (_, state) in zip(env_vars, results, strict=True)}
+    checks.extend(check for check, _ in results if isinstance(check, Check))
+    references = {
+        name: found
+        for name, (found, _) in zip(env_vars, results, strict=True)
+        if isinstance(found, Definition)
+    }
+    return checks, {name: state for name, (_, state) in zip(env_vars, results, strict=True)}, references
 
 
-async def _vault_checks(runtime: Runtime, secrets: list[str]) -> tuple[list[Check], dict[str, str]]:
-    """Each mapped secret readable (and enabled) by this identity; the value is read and dropped."""
+Vault = tuple[list[Check], dict[str, str], dict[str, SecretSnapshot]]
+
+
+async def _vault_checks(runtime: Runtime, secrets: list[str]) -> Vault:
+    """Each mapped secret readable (and enabled) by this identity. The snapshots are kept in
+    memory for the reference checks (expiry, and the digest of Power Platform's resolution)."""
+    snapshots: dict[str, SecretSnapshot] = {}
 
     async def one(name: str) -> Check:
-        snapshot, problem = await _attempt(runtime.secrets.get_current(name))
+        snapshot, problem = await attempt(runtime.secrets.get_current(name))
+        if snapshot is not None:
+            snapshots[name] = snapshot
         if problem is None and not snapshot.enabled:
             problem = "its current version is disabled"
-        return _check(
+        return make_check(
             "vault",
             f"secret {name}",
             problem,
@@ -159,7 +151,8 @@ async def _vault_checks(runtime: Runtime, secrets: list[str]) -> tuple[list[Chec
         )
 
     checks = list(await asyncio.gather(*(one(name) for name in secrets)))
-    return checks, {check.check.removeprefix("secret "): check.detail for check in checks if not check.ok}
+    unreadable = {check.check.removeprefix("secret "): check.detail for check in checks if not check.ok}
+    return checks, unreadable, snapshots
 
 
 def _teams_check(runtime: Runtime) -> Check:
@@ -169,7 +162,7 @@ def _teams_check(runtime: Runtime) -> Check:
     detail = "set and resolved (value not shown)"
     if settings.teams_webhook_url is None and not problem:
         detail = "not set: no cards will be posted"
-    return _check(
+    return make_check(
         "teams",
         "TEAMS_WEBHOOK_URL",
         problem or None,
@@ -197,7 +190,7 @@ async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
     mapping = runtime.service.settings.mapping
     targets = select_targets(mapping)
     env_vars = _env_vars_by_environment(targets)
-    (vault_checks, unreadable), environments = await asyncio.gather(
+    (vault_checks, unreadable, snapshots), environments = await asyncio.gather(
         _bounded(budget, _vault_checks(runtime, mapping.secret_names())),
         asyncio.gather(
             *(
@@ -206,16 +199,26 @@ async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
             )
         ),
     )
+    found = dict(zip(env_vars, (definitions for _, _, definitions in environments), strict=True))
+    pairs = [
+        (target, found[target.environment.name][target.env_var])
+        for target in targets
+        if target.env_var in found[target.environment.name]
+    ]
+    found_checks, reference_states = await _bounded(budget, reference_checks(runtime, pairs, snapshots))
     checks = [
         *vault_checks,
-        *(check for env_checks, _ in environments for check in env_checks),
+        *(check for env_checks, _, _ in environments for check in env_checks),
+        *found_checks,
         _teams_check(runtime),
     ]
-    states = dict(zip(env_vars, (env_states for _, env_states in environments), strict=True))
+    states = dict(zip(env_vars, (env_states for _, env_states, _ in environments), strict=True))
     rows = []
     for target in targets:
-        state, reason = states[target.environment.name][target.env_var]
-        if target.secret in unreadable and state == "ok":
+        state, reason = reference_states.get(
+            (target.environment.name, target.env_var), states[target.environment.name][target.env_var]
+        )
+        if target.secret in unreadable and state in ("ok", "reference"):
             state, reason = "error", f"secret not readable: {unreadable[target.secret]}"
         rows.append(
             {

@@ -7,6 +7,11 @@ overwrite, so a concurrent writer surfaces as WriteConflict and the engine re-re
 re-decides. A write is read back: a value that did not stick is a failure, not a success.
 Restoring puts back the value the row held before (kept in memory only), or deletes the row this
 run created, each guarded by the etag read back after our own write.
+
+A Secret-type definition holds a Key Vault reference, not a value: given the configured vault,
+its read is handed to the reference check (sync.targets.references), which decides `reference`
+(verified, or not verifiable from outside a flow) or a failure saying what it points at. Such a
+target is never written, so it is never rolled back and no consumer refreshes anything for it.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from typing import Protocol, runtime_checkable
 from pydantic import SecretStr
 
 from sync.errors import LockstepError, PermanentError
-from sync.models import Definition, Outcome, SecretSnapshot, Target
+from sync.models import Definition, DefinitionType, Outcome, SecretSnapshot, Target
 from sync.plan import Create, NoChange, Refuse, Update, plan_write
 from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefetch, NotPrefetched
 from sync.targets import base
 from sync.targets.base import Change, Decision, InSync, TargetState, Write
+from sync.targets.references import ReferenceKind, ReferenceObservation
 
 
 class EnvironmentValues(Protocol):
@@ -62,8 +68,19 @@ class Written:
     previous: SecretStr | None
 
 
+NO_VAULT = (
+    "the definition is of type Secret: its Key Vault reference is checked against the configured "
+    "vault (KEY_VAULT_URI), and none was given to this check"
+)
+
+
 def decide(definition: Definition | None, env_var: str, snapshot: SecretSnapshot) -> Decision:
-    """The planner's answer (sync.plan.plan_write) in the vocabulary every kind shares."""
+    """The planner's answer (sync.plan.plan_write) in the vocabulary every kind shares.
+
+    A Secret-type definition reaches here only without a vault to check its reference against.
+    """
+    if definition is not None and definition.type == DefinitionType.SECRET:
+        return base.Refuse(NO_VAULT)
     action = plan_write(definition, env_var, snapshot.value)
     match action:
         case NoChange():
@@ -80,10 +97,15 @@ def decide(definition: Definition | None, env_var: str, snapshot: SecretSnapshot
 
 
 class EnvVarTargets:
-    """TargetKinds for environment variables, over one Dataverse client."""
+    """TargetKinds for environment variables, over one Dataverse client.
 
-    def __init__(self, values: EnvironmentValues) -> None:
+    `vault` is the configured Key Vault's name (settings.vault_name): Secret-type definitions
+    are checked as references to it. Without it they are refused (nothing to check against).
+    """
+
+    def __init__(self, values: EnvironmentValues, *, vault: str | None = None) -> None:
         self._values = values
+        self._vault = vault
 
     def open(self, targets: Sequence[Target], *, bulk: bool) -> EnvVarRun:
         prefetch = None
@@ -92,23 +114,40 @@ class EnvVarTargets:
             for target in targets:
                 names.setdefault(target.environment.url, []).append(target.env_var)
             prefetch = DefinitionPrefetch(self._values, names)
-        return EnvVarRun(self._values, prefetch)
+        references = ReferenceKind(self._values, self._vault) if self._vault else None
+        return EnvVarRun(self._values, prefetch, references)
+
+
+Observed = Definition | ReferenceObservation | None
 
 
 class EnvVarRun:
     """One run's environment-variable targets; the first read may come from the bulk prefetch."""
 
-    def __init__(self, values: EnvironmentValues, prefetch: DefinitionPrefetch | None) -> None:
+    def __init__(
+        self,
+        values: EnvironmentValues,
+        prefetch: DefinitionPrefetch | None,
+        references: ReferenceKind | None = None,
+    ) -> None:
         self._values = values
         self._prefetch = prefetch
+        self._references = references
         self._prefetched: set[tuple[str, str]] = set()
 
     async def expand(self, target: Target) -> list[Target]:
         return [target]
 
-    async def read(self, target: Target) -> Definition | None:
-        """The definition with its value row; the prefetch answers a target's first read only
-        (a re-read after a lost race must see the row as it is now)."""
+    async def read(self, target: Target) -> Observed:
+        """The definition with its value row (a Secret-type one with its reference observed)."""
+        definition = await self._definition(target)
+        if definition is not None and definition.type == DefinitionType.SECRET and self._references:
+            return await self._references.observe(target, definition)
+        return definition
+
+    async def _definition(self, target: Target) -> Definition | None:
+        """The prefetch answers a target's first read only (a re-read after a lost race must see
+        the row as it is now)."""
         key = (target.environment.url, target.env_var.lower())
         if self._prefetch is not None and key not in self._prefetched:
             self._prefetched.add(key)
@@ -119,11 +158,14 @@ class EnvVarRun:
                 return found
         return await self._values.get_definition(target.environment.url, target.env_var)
 
-    def decide(self, target: Target, observed: Definition | None, snapshot: SecretSnapshot) -> Decision:
+    def decide(self, target: Target, observed: Observed, snapshot: SecretSnapshot) -> Decision:
+        if isinstance(observed, ReferenceObservation) and self._references is not None:
+            return self._references.decide(target, observed, snapshot)
+        assert not isinstance(observed, ReferenceObservation)
         return decide(observed, target.env_var, snapshot)
 
     async def write(
-        self, target: Target, observed: Definition | None, decision: Write, snapshot: SecretSnapshot
+        self, target: Target, observed: Observed, decision: Write, snapshot: SecretSnapshot
     ) -> None:
         url = target.environment.url
         match decision.plan:
@@ -135,7 +177,7 @@ class EnvVarRun:
                 raise AssertionError(f"unplanned write {other!r}")
 
     async def verify(
-        self, target: Target, observed: Definition | None, decision: Write, snapshot: SecretSnapshot
+        self, target: Target, observed: Observed, decision: Write, snapshot: SecretSnapshot
     ) -> Change:
         readback = await self._values.get_definition(target.environment.url, target.env_var)
         row = readback.value_row if readback else None
@@ -148,7 +190,7 @@ class EnvVarRun:
                 "read-back after the write does not hold the new value (something in the environment "
                 "reverted or refused it)"
             )
-        before = observed.value_row if observed is not None else None
+        before = observed.value_row if isinstance(observed, Definition) else None
         previous = before.value if before is not None and decision.outcome is Outcome.UPDATED else None
         return Change(
             decision.outcome,

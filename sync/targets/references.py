@@ -15,19 +15,21 @@ definition it reads to it (or to `ReferenceKind.observe`, which adds Power Platf
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sync.adapters.dataverse import DataverseClient
 from sync.adapters.references import (
+    REFERENCE,
+    ActionCaller,
     NotVerifiable,
     Resolution,
     Resolved,
     Unchecked,
+    Unresolved,
     VaultUnreadable,
     digest,
     resolve,
@@ -40,11 +42,6 @@ from sync.telemetry import get_logger
 
 log = get_logger(__name__)
 
-REFERENCE = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9A-Za-z-]{1,64})/resourceGroups/(?P<group>[-\w.()]{1,90})"
-    r"/providers/Microsoft\.KeyVault/vaults/(?P<vault>[0-9A-Za-z-]{3,24})/secrets/(?P<secret>[0-9A-Za-z-]{1,127})/?$",
-    re.IGNORECASE,
-)
 NOT_CHECKED = Unchecked("not attempted")
 GRANT = (
     "grant the Dataverse service principal the 'Key Vault Secrets User' role on the vault (and, "
@@ -136,6 +133,11 @@ def check_reference(
             return Refuse(
                 f"Power Platform cannot read the secret from the vault ({_safe(reason, snapshot)}): {GRANT}"
             )
+        case Unresolved(reason=reason):
+            return Refuse(
+                f"{checked}, but Power Platform cannot resolve it ({_safe(reason, snapshot)}): check the "
+                "subscription and resource group in the reference and that the vault and secret exist there"
+            )
         case NotVerifiable(reason=reason):
             return InSync(
                 f"{checked}; resolution not verifiable from outside a flow ({_safe(reason, snapshot)})",
@@ -158,13 +160,26 @@ class ReferenceObservation:
     resolution: Resolution
 
 
-class ReferenceKind:
-    """sync.targets.base.TargetKind for Secret-type variables, bound to one run."""
+class Definitions(Protocol):
+    async def get_definition(self, org_url: str, schema_name: str) -> Definition | None: ...
 
-    def __init__(self, dataverse: DataverseClient, vault: str) -> None:
+
+class ReferenceKind:
+    """sync.targets.base.TargetKind for Secret-type variables, bound to one run.
+
+    `resolver` (by default `dataverse` itself, when it can call actions) makes Power Platform's
+    resolution part of the check; without one the check stops at the reference and the version.
+    """
+
+    def __init__(self, dataverse: Definitions, vault: str, resolver: ActionCaller | None = None) -> None:
         self._dataverse = dataverse
         self._vault = vault
+        if resolver is None and isinstance(dataverse, ActionCaller):
+            resolver = dataverse
+        self._resolver = resolver
         self._refused: dict[str, NotVerifiable] = {}  # per organisation: asked once per run
+        self._answered: set[str] = set()
+        self._asked: dict[str, asyncio.Lock] = {}  # per organisation: the first question is alone
 
     async def expand(self, target: Target) -> list[Target]:
         return [target]
@@ -179,27 +194,38 @@ class ReferenceKind:
         Asked only for a reference that names the right secret; a refusal (the action is meant
         for flows) is remembered for the organisation, so each run asks each environment once.
         """
-        resolution: Resolution = NOT_CHECKED
         row = definition.value_row if definition is not None else None
         reference = parse_reference(row.value.get_secret_value()) if row and row.value else None
         if (
-            definition is not None
-            and definition.type == DefinitionType.SECRET
-            and reference is not None
-            and reference.vault.lower() == self._vault.lower()
-            and reference.secret.lower() == target.secret.lower()
+            self._resolver is None
+            or definition is None
+            or definition.type != DefinitionType.SECRET
+            or reference is None
+            or reference.vault.lower() != self._vault.lower()
+            or reference.secret.lower() != target.secret.lower()
         ):
-            org = target.environment.url
-            refused = self._refused.get(org)
-            resolution = refused or await resolve(self._dataverse, org, definition.schema_name)
-            if isinstance(resolution, NotVerifiable) and refused is None:
-                self._refused[org] = resolution
-                log.warning(
-                    "%s: resolution of Key Vault references not verifiable from outside a flow: %s",
-                    target.environment.name,
-                    resolution.reason,
-                )
-        return ReferenceObservation(definition, resolution)
+            return ReferenceObservation(definition, NOT_CHECKED)
+        org = target.environment.url
+        resolver = self._resolver
+        if org not in self._answered:  # until the organisation has answered once, ask one at a time
+            async with self._asked.setdefault(org, asyncio.Lock()):
+                return ReferenceObservation(definition, await self._resolve(target, definition, resolver))
+        return ReferenceObservation(definition, await self._resolve(target, definition, resolver))
+
+    async def _resolve(self, target: Target, definition: Definition, resolver: ActionCaller) -> Resolution:
+        org = target.environment.url
+        if org in self._refused:
+            return self._refused[org]
+        resolution = await resolve(resolver, org, definition.schema_name)
+        self._answered.add(org)
+        if isinstance(resolution, NotVerifiable):
+            self._refused[org] = resolution
+            log.warning(
+                "%s: resolution of Key Vault references not verifiable from outside a flow: %s",
+                target.environment.name,
+                resolution.reason,
+            )
+        return resolution
 
     def decide(self, target: Target, observed: Any, snapshot: SecretSnapshot) -> Decision:
         assert isinstance(observed, ReferenceObservation)
@@ -225,9 +251,10 @@ class ReferenceKind:
 class ReferenceKinds:
     """sync.targets.base.TargetKinds: opens a ReferenceKind per run."""
 
-    def __init__(self, dataverse: DataverseClient, vault: str) -> None:
+    def __init__(self, dataverse: Definitions, vault: str, resolver: ActionCaller | None = None) -> None:
         self._dataverse = dataverse
         self._vault = vault
+        self._resolver = resolver
 
     def open(self, targets: Sequence[Target], *, bulk: bool) -> ReferenceKind:
-        return ReferenceKind(self._dataverse, self._vault)
+        return ReferenceKind(self._dataverse, self._vault, self._resolver)
