@@ -23,6 +23,7 @@ from sync.adapters.admin import PowerPlatformAdmin
 from sync.adapters.agents import AgentsClient
 from sync.adapters.connections import ConnectivityClient
 from sync.adapters.dataverse import DataverseClient
+from sync.adapters.dependencies import Dependencies
 from sync.adapters.flows import FlowsClient
 from sync.adapters.keyvault import KeyVaultReader
 from sync.adapters.pools import pooled_client
@@ -157,7 +158,8 @@ def build_runtime(
     secrets = KeyVaultReader(secret_client)
     dataverse = DataverseClient(http, credential)
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
-    flows_client = FlowsClient(dataverse)
+    dependencies = Dependencies(dataverse)  # one RetrieveDependentComponents for flows and agents
+    flows_client = FlowsClient(dataverse, dependencies)
     connectivity = ConnectivityClient(http, credential, settings.power_platform_api_url)
     flows = FlowRefresh(flows_client, connections=connectivity, as_owner=settings.flow_activation_as_owner)
     kinds: dict[TargetKindName, TargetKinds] = {
@@ -165,7 +167,7 @@ def build_runtime(
         TargetKindName.ENV_VAR: EnvVarTargets(dataverse, vault=settings.vault_name),
         TargetKindName.CONNECTION: ConnectionKinds(connectivity, secrets),
     }
-    agents_client = AgentsClient(dataverse)
+    agents_client = AgentsClient(dataverse, dependencies)
     engine = SyncEngine(
         settings.mapping,
         secrets,

@@ -28,12 +28,12 @@ import httpx
 from sync import deadline
 from sync.adapters.dataverse import API_PATH, DataverseClient, raise_for_error
 from sync.adapters.dataverse_bulk import page
+from sync.adapters.dependencies import Dependencies
 from sync.adapters.http import json_object, odata_error
 from sync.agent_rules import Agent, Draft, env_reference, names_in, names_pattern
 from sync.errors import PermanentError, TransientError
 from sync.mapping import GUID, SCHEMA_NAME
 
-COMPONENT_DEFINITION = 380
 BOT_COLUMNS = "botid,name,schemaname,publishedon"
 PAGE_SIZE = 500
 MAX_PAGES = 200  # 100,000 components: beyond that the listing is not ours to follow
@@ -107,8 +107,9 @@ def _check_id(value: str) -> str:
 
 
 class AgentsClient:
-    def __init__(self, dataverse: DataverseClient) -> None:
+    def __init__(self, dataverse: DataverseClient, dependencies: Dependencies | None = None) -> None:
         self._dataverse = dataverse
+        self._dependencies = dependencies or Dependencies(dataverse)
         self._component_types: dict[str, int | None] = {}
 
     async def _pages(self, org: str, path: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
@@ -170,23 +171,31 @@ class AgentsClient:
         return sorted((agent for agent in agents if agent is not None), key=lambda a: a.name)
 
     async def _component_type(self, org: str) -> int | None:
-        """The bot component table's ObjectTypeCode in this organisation (None: no such table)."""
+        """The solution component type of bot components in this organisation (None: no agents).
+
+        Dependencies name components by type code, and the codes of solution-aware tables such as
+        botcomponent are given per organisation (10000 and up) by `solutioncomponentdefinitions`.
+        """
         if org not in self._component_types:
             response = await self._dataverse.request(
                 org,
                 "GET",
-                "EntityDefinitions(LogicalName='botcomponent')",
-                params={"$select": "ObjectTypeCode"},
+                "solutioncomponentdefinitions",
+                params={"$filter": "name eq 'botcomponent'", "$select": "name,solutioncomponenttype"},
             )
             if response.status_code == 404:
                 self._component_types[org] = None
             else:
-                raise_for_error(response, "reading the bot component table's metadata")
-                code = json_object(response, "Dataverse").get("ObjectTypeCode")
-                if not isinstance(code, int):
+                raise_for_error(response, "reading the bot component's solution component type")
+                rows = json_object(response, "Dataverse").get("value")
+                if not isinstance(rows, list):
                     raise TransientError(
-                        "Dataverse answered the bot component metadata without ObjectTypeCode"
+                        "Dataverse answered solutioncomponentdefinitions without a 'value' list"
                     )
+                codes = [row.get("solutioncomponenttype") for row in rows if isinstance(row, dict)]
+                code = codes[0] if codes else None
+                if code is not None and not isinstance(code, int):
+                    raise TransientError("Dataverse answered a solution component type that is not a number")
                 self._component_types[org] = code
         return self._component_types[org]
 
@@ -195,20 +204,9 @@ class AgentsClient:
         component_type = await self._component_type(org)
         if component_type is None:
             return []
-        response = await self._dataverse.request(
-            org,
-            "GET",
-            "RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)",
-            params={"@p1": definition_id, "@p2": str(COMPONENT_DEFINITION)},
-        )
-        raise_for_error(response, "reading the variable's dependencies")
-        rows = json_object(response, "Dataverse").get("value") or []
+        dependents = await self._dependencies.of_definition(org, definition_id)
         return sorted(
-            {
-                _check_id(str(row.get("dependentcomponentobjectid"))).lower()
-                for row in rows
-                if isinstance(row, dict) and row.get("dependentcomponenttype") == component_type
-            }
+            {_check_id(object_id).lower() for kind, object_id in dependents if kind == component_type}
         )
 
     async def get_agent(self, org: str, bot_id: str) -> Agent | None:

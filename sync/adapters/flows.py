@@ -24,11 +24,11 @@ from typing import Any
 import httpx
 
 from sync.adapters.dataverse import API_PATH, DataverseClient, raise_for_error
+from sync.adapters.dependencies import Dependencies
 from sync.adapters.http import json_object
 from sync.errors import PermanentError, TransientError
 
 CLOUD_FLOW = 5
-COMPONENT_DEFINITION = 380
 COMPONENT_WORKFLOW = 29
 FLOW_COLUMNS = "workflowid,name,category,statecode,statuscode,clientdata,_ownerid_value"
 ON = (1, 2)  # statecode Activated, statuscode Activated
@@ -116,8 +116,9 @@ async def _no_dependents() -> set[str]:
 
 
 class FlowsClient:
-    def __init__(self, dataverse: DataverseClient) -> None:
+    def __init__(self, dataverse: DataverseClient, dependencies: Dependencies | None = None) -> None:
         self._dataverse = dataverse
+        self._dependencies = dependencies or Dependencies(dataverse)
 
     async def cloud_flows(self, org_url: str) -> list[Flow]:
         """Every cloud flow of the organisation with what its definition uses, page by page."""
@@ -157,19 +158,8 @@ class FlowsClient:
 
     async def dependent_flow_ids(self, org_url: str, definition_id: str) -> set[str]:
         """Workflows recorded as depending on the definition (solution-aware flows)."""
-        response = await self._dataverse.request(
-            org_url,
-            "GET",
-            "RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)",
-            params={"@p1": definition_id, "@p2": str(COMPONENT_DEFINITION)},
-        )
-        raise_for_error(response, "reading the variable's dependencies")
-        rows = json_object(response, "Dataverse").get("value") or []
-        return {
-            str(row.get("dependentcomponentobjectid"))
-            for row in rows
-            if isinstance(row, dict) and row.get("dependentcomponenttype") == COMPONENT_WORKFLOW
-        }
+        dependents = await self._dependencies.of_definition(org_url, definition_id)
+        return {object_id for kind, object_id in dependents if kind == COMPONENT_WORKFLOW}
 
     async def flows_using(
         self,

@@ -88,7 +88,7 @@ async def test_agents_found_by_text_are_confirmed_by_a_whole_identifier_across_p
             ),
         ]
     )
-    respx.get(f"{API}/EntityDefinitions(LogicalName='botcomponent')").respond(404)
+    respx.get(f"{API}/solutioncomponentdefinitions").respond(404)
     found = await client.agents_using(ORG, VAR, DEFINITION)
     assert [agent.name for agent in found] == ["Alpha", "Gamma"]
     first = search.calls[0].request
@@ -101,7 +101,9 @@ async def test_agents_found_by_text_are_confirmed_by_a_whole_identifier_across_p
 async def test_agents_found_by_dependency_use_the_organisations_type_code(client: AgentsClient) -> None:
     mock_bots()
     respx.get(f"{API}/botcomponents").respond(json={"value": []})
-    respx.get(f"{API}/EntityDefinitions(LogicalName='botcomponent')").respond(json={"ObjectTypeCode": 10134})
+    respx.get(f"{API}/solutioncomponentdefinitions").respond(
+        json={"value": [{"name": "botcomponent", "solutioncomponenttype": 10134}]}
+    )
     dependents = respx.get(f"{API}/RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)").respond(
         json={
             "value": [
@@ -120,7 +122,7 @@ async def test_agents_found_by_dependency_use_the_organisations_type_code(client
 @respx.mock
 async def test_no_copilot_studio_means_no_agents(client: AgentsClient) -> None:
     respx.get(f"{API}/botcomponents").respond(404, json={"error": {"code": "0x8006088a", "message": "no"}})
-    respx.get(f"{API}/EntityDefinitions(LogicalName='botcomponent')").respond(404)
+    respx.get(f"{API}/solutioncomponentdefinitions").respond(404)
     assert await client.agents_using(ORG, VAR, DEFINITION) == []
 
 
