@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from demo.scenario import CLIENT_ID, Scenario, canary
+from demo.scenario import Scenario, canary
 from emulator import AppRegistration, Emulator
 
 from .conftest import SPANS, deliver, last_report, run_timer
@@ -43,16 +43,15 @@ class Connections:
 async def connections(scenario: Scenario, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Connections:
     old = canary("spn-old-")
     app = emulator.add_app_registration(secret=old)
-    emulator.register_management_app(CLIENT_ID)  # the scenario's identity
     scenario.vault.set_secret(SECRET, old)
     ids = {}
     for name, env in scenario.environments.items():
         ids[name] = env.add_connection(
             CONNECTOR, "ServicePrincipalOauth", client_id=app.client_id, display_name=f"Flows SPN {name}"
         )
-        env.share_connection(ids[name], "CanEdit", principal_id=CLIENT_ID)
+        env.share_connection(ids[name], "CanEdit")
     user = scenario.environments["dev"].add_connection(CONNECTOR, "Oauth", display_name="Maker's own")
-    scenario.environments["dev"].share_connection(user, "CanEdit", principal_id=CLIENT_ID)
+    scenario.environments["dev"].share_connection(user, "CanEdit")
     scenario.mapping["secrets"].append(
         {
             "secret": SECRET,
@@ -158,7 +157,7 @@ async def test_a_failed_stage_restores_its_updated_connections(
 ) -> None:
     test = scenario.environments["test"]
     second = test.add_connection(CONNECTOR, "ServicePrincipalOauth", client_id=connections.app.client_id)
-    test.share_connection(second, "CanEdit", principal_id=CLIENT_ID)
+    test.share_connection(second, "CanEdit")
     emulator.inject_fault("connectivity", 400, times=1, path_contains=second, method="PUT")
     await next_second()
     await rotate(scenario, connections)
@@ -185,7 +184,7 @@ async def test_a_connection_not_shared_needs_action_and_the_run_goes_on(
     scenario: Scenario, emulator: Emulator, connections: Connections, logs: pytest.LogCaptureFixture
 ) -> None:
     test = scenario.environments["test"]
-    test.share_connection(connections.ids["test"], "CanView", principal_id=CLIENT_ID)  # may read, not edit
+    test.share_connection(connections.ids["test"], "CanView")  # may read, not edit
     new = await rotate(scenario, connections)
     outcomes = connection_outcomes(last_report(logs))
     assert outcomes["test"][0] == "needs_action" and "Can edit" in outcomes["test"][1]
@@ -206,7 +205,7 @@ async def test_the_secret_never_leaves(
     scenario.environments["prod"].set_connection_status(connections.ids["prod"], "Error")
     await run_timer()  # repaired
     assert scenario.environments["prod"].connection(connections.ids["prod"])["status"] == "Connected"
-    scenario.environments["test"].share_connection(connections.ids["test"], "CanView", principal_id=CLIENT_ID)
+    scenario.environments["test"].share_connection(connections.ids["test"], "CanView")
     latest = await rotate(scenario, connections, valid=False)  # Error in dev, rollback attempted
     assert scenario.environments["test"].connection_holds(connections.ids["test"], new)  # held back
     captured = capsys.readouterr()
