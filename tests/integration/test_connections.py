@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from demo.scenario import Scenario, canary
+from demo.scenario import SQL_SECRET, SQL_VAR, Scenario, canary
 from emulator import AppRegistration, Emulator
 
 from .conftest import SPANS, deliver, last_report, run_timer
@@ -226,3 +226,34 @@ async def test_the_secret_never_leaves(
         for where, haystack in haystacks.items():
             assert value not in haystack, f"a client secret leaked into {where}"
             assert value[-12:] not in haystack, f"a fragment of a client secret leaked into {where}"
+
+
+async def test_flow_refresh_cycles_a_flow_whose_connection_is_shared_and_leaves_the_other_on(
+    scenario: Scenario, emulator: Emulator, logs: pytest.LogCaptureFixture
+) -> None:
+    """Before turning a flow off, Lockstep finds its own object id (WhoAmI, then its application
+    user's azureactivedirectoryobjectid) among the permissions of every connection the flow's
+    references are bound to; a flow it could not turn on again is left on and needs action."""
+    dev = scenario.environments["dev"]
+    shared = dev.add_connection(
+        "shared_sql", "Oauth", display_name="Shared SQL", shared_with_lockstep="CanView"
+    )
+    private = dev.add_connection("shared_sql", "Oauth", display_name="Maker's own SQL")
+    dev.add_connection_reference("contoso_SharedSql", "shared_sql", connection_id=shared)
+    dev.add_connection_reference("contoso_PrivateSql", "shared_sql", connection_id=private)
+    cycled = dev.add_flow("Invoice export", uses=[SQL_VAR], connection_references=["contoso_SharedSql"])
+    kept = dev.add_flow("Payroll push", uses=[SQL_VAR], connection_references=["contoso_PrivateSql"])
+    await deliver(scenario.rotate(SQL_SECRET, canary("sql-")))
+    assert dev.flow_history(cycled) == ["off", "on"] and dev.flow_is_on(cycled)
+    assert dev.flow_history(kept) == [] and dev.flow_is_on(kept)
+    [dev_result] = [
+        r
+        for s in last_report(logs)["secrets"]
+        for r in s["results"]
+        if r["environment"] == "dev" and r["env_var"] == SQL_VAR
+    ]
+    flows = {f["name"]: (f["outcome"], f["reason"]) for f in dev_result["flows"]}
+    assert flows["Invoice export"] == ("refreshed", "")
+    outcome, reason = flows["Payroll push"]
+    assert outcome == "needs_action"
+    assert "contoso_PrivateSql" in reason and "not shared with Lockstep" in reason and "left ON" in reason
