@@ -77,6 +77,7 @@ class Runtime:
     inventory: Inventory
     # Every kind of target, for the engine and for read-only inspection (plan, status).
     kinds: dict[TargetKindName, TargetKinds]
+    connectivity: ConnectivityClient  # connections, read directly by doctor
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -185,6 +186,7 @@ def build_runtime(
         admin=admin,
         credential=credential,
         kinds=kinds,
+        connectivity=connectivity,
         closers=[credential.close, http.aclose, secret_client.close],
     )
 

@@ -2,7 +2,8 @@
 
 Per environment: a token for its Dataverse, WhoAmI (is the identity an application user there?),
 the admin API's view (ready, and at the URL the mapping says), and each mapped definition
-(present, of a type a secret can be copied into). For the vault: each mapped secret readable.
+(present, of a type a secret can be copied into); each mapped connection found, readable,
+editable and Connected (sync.cli.doctor_connections). For the vault: each mapped secret readable.
 For Teams: the webhook setting resolved. Checks run concurrently, each environment bounded in time.
 """
 
@@ -12,18 +13,15 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from azure.core.exceptions import ClientAuthenticationError
-from pydantic import BaseModel, ConfigDict
-
+from sync.cli.doctor_checks import Check, attempt, make_check
+from sync.cli.doctor_connections import ConnectionDoctor
 from sync.cli.exit_codes import ExitCode
 from sync.cli.output import Output
-from sync.deadline import time_budget, within_budget
-from sync.errors import LockstepError
+from sync.deadline import time_budget
 from sync.inspection import select_targets
 from sync.mapping import Environment
 from sync.models import DefinitionType, Target
 from sync.plan import readiness_problem
-from sync.redact import scrub
 from sync.runtime import Runtime
 
 COPYABLE = {DefinitionType.STRING, DefinitionType.NUMBER, DefinitionType.BOOLEAN, DefinitionType.JSON}
@@ -35,32 +33,6 @@ APP_USER_FIX = (
 )
 
 
-class Check(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    scope: str
-    check: str
-    ok: bool
-    detail: str = ""
-    fix: str = ""
-
-
-def _check(scope: str, name: str, problem: str | None, ok_detail: str, fix: str) -> Check:
-    if problem is None:
-        return Check(scope=scope, check=name, ok=True, detail=ok_detail)
-    return Check(scope=scope, check=name, ok=False, detail=problem, fix=fix)
-
-
-async def _attempt(awaitable: Awaitable[Any]) -> tuple[Any, str | None]:
-    """(result, None) or (None, a message safe to print), within the caller's time budget."""
-    try:
-        return await within_budget(awaitable), None
-    except ClientAuthenticationError as error:
-        return None, scrub(str(error.message).splitlines()[0] if error.message else type(error).__name__)
-    except LockstepError as error:
-        return None, scrub(str(error))
-
-
 async def _definition_check(
     runtime: Runtime, environment: Environment, name: str, bulk: dict[str, Any]
 ) -> tuple[Check, tuple[str, str]]:
@@ -68,18 +40,18 @@ async def _definition_check(
     scope, check = f"environment {environment.name}", f"definition {name}"
     definition = bulk.get(name.lower())
     if definition is None:
-        definition, problem = await _attempt(runtime.dataverse.get_definition(environment.url, name))
+        definition, problem = await attempt(runtime.dataverse.get_definition(environment.url, name))
         if problem is not None:
             fix = (
                 "delete the extra value rows so exactly one remains"
                 if "value rows" in problem
                 else "see the detail"
             )
-            return _check(scope, check, problem, "", fix), ("refused", problem)
+            return make_check(scope, check, problem, "", fix), ("refused", problem)
     if definition is None:
         problem = "no environment variable definition with this schema name"
         fix = "import the solution that defines it, or fix env_var in the mapping"
-        return _check(scope, check, problem, "", fix), ("missing_definition", problem)
+        return make_check(scope, check, problem, "", fix), ("missing_definition", problem)
     if definition.type not in COPYABLE:
         kind = (
             DefinitionType(definition.type).name
@@ -88,8 +60,8 @@ async def _definition_check(
         )
         problem = f"of type {kind}, which cannot hold a copied secret value"
         fix = "map a String definition instead (a Secret-type variable resolves Key Vault itself)"
-        return _check(scope, check, problem, "", fix), ("refused", problem)
-    return _check(scope, check, None, "present and copyable", ""), ("ok", "")
+        return make_check(scope, check, problem, "", fix), ("refused", problem)
+    return make_check(scope, check, None, "present and copyable", ""), ("ok", "")
 
 
 async def _environment_checks(
@@ -97,9 +69,9 @@ async def _environment_checks(
 ) -> tuple[list[Check], dict[str, tuple[str, str]]]:
     """Token, admin API, WhoAmI, then each definition; stops early where later checks cannot run."""
     scope = f"environment {environment.name}"
-    _, problem = await _attempt(runtime.credential.get_token(f"{environment.url}/.default"))
+    _, problem = await attempt(runtime.credential.get_token(f"{environment.url}/.default"))
     checks = [
-        _check(
+        make_check(
             scope,
             "token",
             problem,
@@ -107,12 +79,12 @@ async def _environment_checks(
             "check the managed identity (AZURE_CLIENT_ID) and the network path to Entra ID",
         )
     ]
-    status, problem = await _attempt(runtime.admin.get_environment(environment.id))
+    status, problem = await attempt(runtime.admin.get_environment(environment.id))
     if status is not None:
         not_ready = readiness_problem(status, environment)
         problem = not_ready[0] if not_ready else None
     checks.append(
-        _check(
+        make_check(
             scope,
             "admin API",
             problem,
@@ -120,16 +92,18 @@ async def _environment_checks(
             "fix the environment, or the mapping's id/url for it",
         )
     )
-    who, problem = await _attempt(runtime.dataverse.who_am_i(environment.url))
+    who, problem = await attempt(runtime.dataverse.who_am_i(environment.url))
     checks.append(
-        _check(scope, "WhoAmI", problem, f"application user {who['UserId'] if who else ''}", APP_USER_FIX)
+        make_check(scope, "WhoAmI", problem, f"application user {who['UserId'] if who else ''}", APP_USER_FIX)
     )
     if problem is not None:
         return checks, {name: ("error", f"WhoAmI failed: {problem}") for name in env_vars}
-    bulk, problem = await _attempt(runtime.dataverse.get_definitions(environment.url, env_vars))
+    if not env_vars:  # only connections mapped here: doctor_connections checks them
+        return checks, {}
+    bulk, problem = await attempt(runtime.dataverse.get_definitions(environment.url, env_vars))
     if problem is not None:
         checks.append(
-            _check(
+            make_check(
                 scope,
                 "definitions",
                 problem,
@@ -147,10 +121,10 @@ async def _vault_checks(runtime: Runtime, secrets: list[str]) -> tuple[list[Chec
     """Each mapped secret readable (and enabled) by this identity; the value is read and dropped."""
 
     async def one(name: str) -> Check:
-        snapshot, problem = await _attempt(runtime.secrets.get_current(name))
+        snapshot, problem = await attempt(runtime.secrets.get_current(name))
         if problem is None and not snapshot.enabled:
             problem = "its current version is disabled"
-        return _check(
+        return make_check(
             "vault",
             f"secret {name}",
             problem,
@@ -169,7 +143,7 @@ def _teams_check(runtime: Runtime) -> Check:
     detail = "set and resolved (value not shown)"
     if settings.teams_webhook_url is None and not problem:
         detail = "not set: no cards will be posted"
-    return _check(
+    return make_check(
         "teams",
         "TEAMS_WEBHOOK_URL",
         problem or None,
@@ -184,12 +158,32 @@ async def _bounded(budget: float, awaitable: Awaitable[T]) -> T:
 
 
 def _env_vars_by_environment(targets: list[Target]) -> dict[str, list[str]]:
+    """Each mapped environment (connection targets' too) with its variables."""
     found: dict[str, list[str]] = {}
     for target in targets:
         names = found.setdefault(target.environment.name, [])
-        if target.env_var not in names:
+        if target.connection is None and target.env_var not in names:
             names.append(target.env_var)
     return found
+
+
+async def _connection_checks(
+    runtime: Runtime, targets: list[Target], budget: float
+) -> tuple[list[Check], list[dict[str, Any]]]:
+    """Every mapped connection, per environment (concurrently, each bounded), read only."""
+    by_environment: dict[str, list[Target]] = {}
+    for target in targets:
+        if target.connection is not None:
+            by_environment.setdefault(target.environment.name, []).append(target)
+    doctor = ConnectionDoctor(runtime)
+    mapping = runtime.service.settings.mapping
+    found = await asyncio.gather(
+        *(
+            _bounded(budget, doctor.environment(mapping.environment(name), mine))
+            for name, mine in by_environment.items()
+        )
+    )
+    return [c for checks, _ in found for c in checks], [r for _, rows in found for r in rows]
 
 
 async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
@@ -197,7 +191,7 @@ async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
     mapping = runtime.service.settings.mapping
     targets = select_targets(mapping)
     env_vars = _env_vars_by_environment(targets)
-    (vault_checks, unreadable), environments = await asyncio.gather(
+    (vault_checks, unreadable), environments, (connection_checks, connection_rows) = await asyncio.gather(
         _bounded(budget, _vault_checks(runtime, mapping.secret_names())),
         asyncio.gather(
             *(
@@ -205,15 +199,19 @@ async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
                 for name, names in env_vars.items()
             )
         ),
+        _connection_checks(runtime, targets, budget),
     )
     checks = [
         *vault_checks,
         *(check for env_checks, _ in environments for check in env_checks),
+        *connection_checks,
         _teams_check(runtime),
     ]
     states = dict(zip(env_vars, (env_states for _, env_states in environments), strict=True))
     rows = []
     for target in targets:
+        if target.connection is not None:
+            continue
         state, reason = states[target.environment.name][target.env_var]
         if target.secret in unreadable and state == "ok":
             state, reason = "error", f"secret not readable: {unreadable[target.secret]}"
@@ -227,6 +225,12 @@ async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
                 "reason": reason,
             }
         )
+    rows.extend(
+        {**row, "state": "error", "reason": f"secret not readable: {unreadable[row['secret']]}"}
+        if row["secret"] in unreadable and row["state"] == "ok"
+        else row
+        for row in connection_rows
+    )
     output.table(
         "Doctor",
         ["scope", "check", "state", "detail"],

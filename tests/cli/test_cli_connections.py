@@ -23,6 +23,7 @@ class Mapped:
     cli: Cli
     ids: dict[str, str]
     secret: str
+    app_id: str
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ async def mapped(scenario: Scenario, emulator: Emulator) -> Mapped:
             "connection": {"connector": CONNECTOR, "client_id": app.client_id, "tenant_id": app.tenant_id},
         }
     )
-    return Mapped(Cli(scenario.app_settings()), ids, secret)
+    return Mapped(Cli(scenario.app_settings()), ids, secret, app.client_id)
 
 
 def connection_rows(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -93,3 +94,54 @@ async def test_plan_status_and_sync_show_connection_targets(mapped: Mapped, scen
     reconciled = await asyncio.to_thread(mapped.cli, "reconcile")
     assert reconciled.code == 0 and "Flows SPN dev" in reconciled.stdout and "unchanged" in reconciled.stdout
     assert mapped.secret not in "".join(mapped.cli.outputs)
+
+
+async def test_doctor_checks_each_connection_without_changing_it(
+    mapped: Mapped, scenario: Scenario, emulator: Emulator
+) -> None:
+    scenario.environments["test"].share_connection(mapped.ids["test"], "CanView")  # may read, not edit
+    emulator.reset_requests()
+    result = await asyncio.to_thread(mapped.cli, "doctor", "--json")
+    assert result.code == 2, result.text
+    assert [r.method for r in emulator.requests if r.service == "connectivity"] and all(
+        r.method == "GET" for r in emulator.requests if r.service == "connectivity"
+    )
+    checks = {(c["scope"], c["check"]): c for c in result.document["checks"]}
+    for env in ("dev", "test", "prod"):
+        found = checks[(f"environment {env}", f"connections of {CONNECTOR} for client id {mapped.app_id}")]
+        assert found["ok"] and found["detail"] == "1 found"
+    dev = checks[("environment dev", "connection Flows SPN dev")]
+    assert not dev["ok"] and dev["detail"] == "reports Error (Unauthenticated)"
+    assert "writes the current secret version" in dev["fix"]
+    test = checks[("environment test", "connection Flows SPN test")]
+    assert not test["ok"] and "not editable by Lockstep (it holds canview)" in test["detail"]
+    assert "Can edit" in test["fix"]
+    prod = checks[("environment prod", f"connection {HOSTILE}")]
+    assert prod["ok"] and prod["detail"] == "readable, editable, Connected"
+    rows = connection_rows(result.document)
+    assert {env: row["state"] for env, row in rows.items()} == {
+        "dev": "error",
+        "test": "needs_action",
+        "prod": "ok",
+    }
+    assert rows["test"]["connection"] == {"id": mapped.ids["test"], "display_name": "Flows SPN test"}
+
+    human = await asyncio.to_thread(mapped.cli, "doctor")
+    assert "to fix (environment test, connection Flows SPN test): share the connection" in human.stdout
+
+
+async def test_doctor_names_a_pinned_connection_that_does_not_exist_and_an_unregistered_identity(
+    mapped: Mapped, scenario: Scenario, emulator: Emulator
+) -> None:
+    row = scenario.mapping["secrets"][-1]
+    row["connection"]["ids"] = ["0123456789abcdef0123456789abcdef"]
+    row["environments"] = ["dev"]
+    gone = await asyncio.to_thread(mapped.cli, "doctor", "--json", settings=scenario.app_settings())
+    [check] = [c for c in gone.document["checks"] if c["check"].startswith("connection 0123")]
+    assert "does not exist" in check["detail"] and "check the connection id in the mapping" in check["fix"]
+
+    del row["connection"]["ids"]
+    emulator.register_management_app(registered=False)
+    refused = await asyncio.to_thread(mapped.cli, "doctor", "--json", settings=scenario.app_settings())
+    api = next(c for c in refused.document["checks"] if c["check"] == "connections API")
+    assert not api["ok"] and "management application" in api["fix"]
