@@ -176,7 +176,7 @@ def build_runtime(
         kinds=kinds,
         consumers=[AgentRefresh(agents_client)],
     )
-    inventory = Inventory(dataverse, flows_client, agents_client)
+    inventory = Inventory(dataverse, flows_client, agents_client, connectivity)
     return Runtime(
         service=LockstepService(settings, engine, notifier, inventory),
         inventory=inventory,

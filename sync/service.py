@@ -78,10 +78,13 @@ class LockstepService:
         expires = event.expires.strftime("%Y-%m-%d %H:%M UTC") if event.expires else "unknown"
         names = [f"{t.environment.name}/{t.label}" for t in targets]
         flows: dict[str, list[str]] = {}
+        connections: dict[str, list[str]] = {}
         if self._inventory is not None:
             try:
                 with time_budget(EVENT_TIME_BUDGET_SECONDS):
                     flows = await within_budget(self._inventory.flows_by_target(targets))
+                    if any(t.connection is not None for t in targets):
+                        connections = await within_budget(self._inventory.connections_by_target(targets))
             except LockstepError as error:
                 log.warning("secret %s: could not list the flows it feeds: %s", event.secret_name, error)
         log.warning(
@@ -101,6 +104,7 @@ class LockstepService:
             targets=names,
             correlation_id=current_correlation_id(),
             flows=flows,
+            connections=connections,
         )
         try:
             await self._notifier.post_card(card)

@@ -233,15 +233,20 @@ async def reconcile(runtime: Runtime, output: Output, budget: float, dry_run: bo
 async def inventory(
     runtime: Runtime, output: Output, budget: float, environments: Collection[str] | None
 ) -> ExitCode:
-    """Per environment, each mapped variable with the flows that use it and their connections."""
+    """Per environment, each mapped variable with the flows that use it and their connections; each
+    mapped connection with its status, the references bound to it and the flows using those."""
     mapping = runtime.service.settings.mapping
     check_names(mapping, None, environments)
     with time_budget(budget):
-        rows = await runtime.inventory.collect(select_targets(mapping, None, environments))
+        rows, uses = await runtime.inventory.collect_all(select_targets(mapping, None, environments))
     targets: list[dict[str, Any]] = [
         {**row.model_dump(mode="json", exclude={"secrets"}), "secret": secret}
         for row in rows
         for secret in row.secrets
+    ] + [
+        {**use.model_dump(mode="json", exclude={"secrets"}), "secret": secret}
+        for use in uses
+        for secret in use.secrets
     ]
     for environment in dict.fromkeys(row.environment for row in rows):
         mine = [row for row in rows if row.environment == environment]
@@ -259,5 +264,23 @@ async def inventory(
                 for row in mine
             ],
         )
-    failed = any(row.state in ("error", "missing_definition") for row in rows)
+    for environment in dict.fromkeys(use.environment for use in uses):
+        mine_uses = [use for use in uses if use.environment == environment]
+        output.table(
+            f"{environment}: connections",
+            ["connection", "secret", "status", "connection references", "flows (state, owner)"],
+            [
+                [
+                    use.name,
+                    ", ".join(use.secrets),
+                    f"{use.status} {use.error_code}".strip() or f"{use.state}: {use.reason}",
+                    ", ".join(use.connection_references) or "-",
+                    "; ".join(f"{f.name} ({f.state}, {f.owner})" for f in use.flows) or "-",
+                ]
+                for use in mine_uses
+            ],
+        )
+    failed = any(row.state in ("error", "missing_definition") for row in rows) or any(
+        use.state in ("error", "not_found") for use in uses
+    )
     return output.finish(ExitCode.FAILURES if failed else ExitCode.OK, targets)

@@ -17,6 +17,7 @@ from sync.adapters.connection_model import Connection
 from sync.adapters.connections import REGISTER_HINT
 from sync.adapters.flows import FlowsClient
 from sync.cli.doctor_checks import Check, attempt, make_check
+from sync.inventory_connections import matches
 from sync.mapping import Environment
 from sync.models import Target
 from sync.runtime import Runtime
@@ -73,7 +74,7 @@ class ConnectionDoctor:
                         _row(target, None, "", "error", "the environment's connections could not be listed")
                     )
                     continue
-                connections = _matching(listing, target)
+                connections = matches(listing, spec)
                 name = f"connections of {spec.connector} for client id {spec.client_id}"
                 none = "none found (or none shared with Lockstep's identity)" if not connections else None
                 checks.append(
@@ -134,21 +135,6 @@ class ConnectionDoctor:
             return None
         held = ", ".join(sorted(roles)) or "no role"
         return f"not editable by Lockstep (it holds {held})"
-
-
-def _matching(listing: list[Connection], target: Target) -> list[Connection]:
-    spec = target.connection
-    assert spec is not None
-    return sorted(
-        (
-            c
-            for c in listing
-            if c.connector.lower() == spec.connector.lower()
-            and c.service_principal
-            and c.client_id == spec.client_id
-        ),
-        key=lambda c: (c.display_name.lower(), c.id),
-    )
 
 
 def _read_fix(problem: str) -> str:

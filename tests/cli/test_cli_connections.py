@@ -145,3 +145,28 @@ async def test_doctor_names_a_pinned_connection_that_does_not_exist_and_an_unreg
     refused = await asyncio.to_thread(mapped.cli, "doctor", "--json", settings=scenario.app_settings())
     api = next(c for c in refused.document["checks"] if c["check"] == "connections API")
     assert not api["ok"] and "management application" in api["fix"]
+
+
+async def test_inventory_lists_connections_with_their_references_and_flows(
+    mapped: Mapped, scenario: Scenario
+) -> None:
+    dev = scenario.environments["dev"]
+    dev.add_connection_reference("contoso_FlowsDv", CONNECTOR, connection_id=mapped.ids["dev"])
+    owner = dev.add_user("Maker One")
+    dev.add_flow("Invoice approval", uses=[], owner=owner, connection_references=["contoso_FlowsDv"])
+    result = await asyncio.to_thread(mapped.cli, "inventory", "--json")
+    assert result.code == 0, result.text
+    rows = connection_rows(result.document)
+    assert rows["dev"]["connection"] == {"id": mapped.ids["dev"], "display_name": "Flows SPN dev"}
+    assert (rows["dev"]["status"], rows["dev"]["error_code"]) == ("Error", "Unauthenticated")
+    assert rows["dev"]["connection_references"] == ["contoso_FlowsDv"]
+    assert [(f["name"], f["state"], f["owner"]) for f in rows["dev"]["flows"]] == [
+        ("Invoice approval", "on", "Maker One")
+    ]
+    assert (rows["test"]["state"], rows["test"]["status"], rows["test"]["flows"]) == (
+        "unused",
+        "Connected",
+        [],
+    )
+    human = await asyncio.to_thread(mapped.cli, "inventory", "--env", "dev")
+    assert "dev: connections" in human.stdout and "Invoice approval (on, Maker One)" in human.stdout

@@ -257,3 +257,21 @@ async def test_flow_refresh_cycles_a_flow_whose_connection_is_shared_and_leaves_
     outcome, reason = flows["Payroll push"]
     assert outcome == "needs_action"
     assert "contoso_PrivateSql" in reason and "not shared with Lockstep" in reason and "left ON" in reason
+
+
+async def test_near_expiry_card_names_the_connections_references_and_flows_that_will_break(
+    scenario: Scenario, emulator: Emulator, connections: Connections
+) -> None:
+    dev = scenario.environments["dev"]
+    dev.add_connection_reference("contoso_FlowsDv", CONNECTOR, connection_id=connections.ids["dev"])
+    dev.add_flow("Invoice approval", uses=[], connection_references=["contoso_FlowsDv"])
+    dev.add_flow("Unrelated", uses=[SQL_VAR])
+    emulator.reset_requests()
+    await deliver(scenario.vault.secret_event(SECRET, event_type="Microsoft.KeyVault.SecretNearExpiry"))
+    assert connections.puts(emulator) == []
+    [post] = emulator.teams_posts
+    card = json.dumps(post, ensure_ascii=False)
+    assert "Connections that will break" in card
+    assert "dev/Flows SPN dev (Connected)" in card and "prod/Flows SPN prod (Connected)" in card
+    assert "references: contoso\\\\_FlowsDv" in card and "flows: Invoice approval" in card
+    assert "Unrelated" not in card
