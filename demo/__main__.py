@@ -62,6 +62,7 @@ async def run(acts: Acts, new_value: str, tampered: str, bad_value: str) -> None
         await acts.duplicate()
         await acts.drift(new_value, tampered)
         await acts.staged_rollout(new_value, bad_value)
+        await __import__("demo.act_connections").act_connections.connection_rotation(acts)
     finally:
         await close_runtime()
 
