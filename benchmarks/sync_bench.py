@@ -21,6 +21,8 @@ Scenarios:
   (b) reconcile of secrets x environments, all in sync
   (c) the same with 5 % drifted
   (d) 100 duplicate events for the rotated secret
+  (e) a service principal's client secret rotated to 5 connections x 3 environments in 3 stages,
+      requests per connection and the wall time against its critical path (benchmarks.connections_bench)
   naive: what the flow Lockstep replaces did per target (get secret, get definition, get value,
       write, get environment), sequentially, on a sample and extrapolated to (b)'s size.
 """
@@ -32,16 +34,12 @@ import asyncio
 import json
 import os
 import random
-import resource
-import threading
-import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 from pydantic import SecretStr
 
+from benchmarks.measure import Measured, measure
 from demo.scenario import canary
 from emulator import Emulator, Environment
 from sync.entrypoints import handle_event_grid_event, run_reconcile
@@ -98,66 +96,6 @@ def seed(emulator: Emulator, environments: int, secrets: int) -> Seeded:
         "TEAMS_WEBHOOK_URL": emulator.teams_webhook_url(),
     }
     return Seeded(names, envs, settings)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def dataverse_writes(emulator: Emulator) -> int:
-    return sum(1 for r in emulator.requests if r.service == "dataverse" and r.method in ("PATCH", "POST"))
-
-
-def emulator_cpu() -> float:
-    """CPU seconds of the emulator's own thread (it serves every request in this process)."""
-    for thread in threading.enumerate():
-        if thread.name == "lockstep-emulator" and thread.ident is not None:
-            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-    return 0.0
-
-
-@dataclass
-class Measured:
-    """One scenario's figures. `cpu` is Lockstep's own: the process's CPU minus the emulator thread's."""
-
-    seconds: float
-    cpu: float
-    connections: int
-    by_verb: Counter[str]
-
-    @property
-    def requests(self) -> int:
-        return sum(self.by_verb.values())
-
-
-async def measure(
-    emulator: Emulator, label: str, mappings: int, action: Callable[[], Awaitable[object]]
-) -> Measured:
-    emulator.reset_requests()
-    cpu_started, emulator_started = time.process_time(), emulator_cpu()
-    started = time.perf_counter()
-    try:
-        await action()
-    except LockstepError as error:
-        print(f"  ! {label}: {type(error).__name__}: {str(error)[:120]}")
-    seconds = time.perf_counter() - started
-    emulator_seconds = emulator_cpu() - emulator_started
-    cpu = time.process_time() - cpu_started - emulator_seconds
-    recorded = emulator.requests
-    # Every TLS connection Lockstep opens to a service is one CONNECT through the emulator's proxy.
-    connections = sum(1 for r in recorded if r.service == "proxy" and r.method == "CONNECT")
-    by_verb = Counter(f"{r.service} {r.method}" for r in recorded if r.service != "proxy")
-    result = Measured(seconds, cpu, connections, by_verb)
-    dataverse = sum(count for key, count in by_verb.items() if key.startswith("dataverse"))
-    verbs = ", ".join(f"{key} {count}" for key, count in sorted(by_verb.items()))
-    print(
-        f"{label:<44} {seconds:7.2f} s  requests {result.requests:6d}  TLS connections {connections:4d}  "
-        f"writes {dataverse_writes(emulator):5d}\n{'':46}CPU {cpu:6.2f} s "
-        f"({cpu * 1000 / max(mappings, 1):.3f} ms per mapping; emulator {emulator_seconds:.2f} s apart)  "
-        f"dataverse/mapping {dataverse / max(mappings, 1):.4f}  peak RSS {peak_rss_mb():4.0f} MB\n"
-        f"{'':46}{verbs}"
-    )
-    return result
 
 
 async def deliver(emulator: Emulator, secret: str) -> object:
@@ -266,6 +204,11 @@ async def main(options: argparse.Namespace) -> None:
             )
             print()
 
+        if "e" in scenarios:
+            from benchmarks.connections_bench import connection_rotation
+
+            await connection_rotation(emulator, seeded.environments, latency)
+
         if "naive" in scenarios:
             sample = [(env, name) for name in seeded.names for env in seeded.environments][
                 : options.naive_sample
@@ -304,8 +247,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
-        default=["a", "b", "c", "d", "naive"],
-        help="comma-separated subset of a,b,c,d,naive (c runs b first: repairs are measured against it)",
+        default=["a", "b", "c", "d", "e", "naive"],
+        help="comma-separated subset of a,b,c,d,e,naive (c runs b first: repairs are measured against it)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="200 secrets, 20 duplicate events, a naive sample of 10"

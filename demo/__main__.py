@@ -18,6 +18,7 @@ import sys
 
 from rich.console import Console
 
+from demo.act_connections import connection_rotation
 from demo.acts import Acts, ReportCatcher
 from demo.render import Narrator
 from demo.scenario import canary, seed
@@ -63,6 +64,7 @@ async def run(acts: Acts, new_value: str, tampered: str, bad_value: str, agent_v
         await acts.drift(new_value, tampered)
         await acts.staged_rollout(new_value, bad_value)
         await acts.agents_and_references(agent_value)
+        await connection_rotation(acts)
     finally:
         await close_runtime()
 

@@ -23,6 +23,9 @@ SECRET_KEYS = {"token:clientSecret"}
 # Values the service keeps but does not return on GET (secret or not).
 HIDDEN_KEYS = SECRET_KEYS | {"token:grantType"}
 ROLES = ("CanView", "CanViewWithShare", "CanEdit", "Owner")
+# A permission's principal standing for Lockstep's managed identity, whatever client id it asks
+# tokens for (see State.aliases): shares and registrations made before any token was issued hold.
+MANAGED_IDENTITY = "<managed identity>"
 EDIT_ROLES = {"CanEdit", "Owner"}
 INVALID_SECRET = (
     "Failed to refresh access token for service: aadcertificate. Correlation Id=00000000-0000-0000-0000-"
@@ -76,11 +79,9 @@ class Connection:
     def permissions(self) -> list[Permission]:
         return [self.owner, *self.shares]
 
-    def role_of(self, principal_id: str | None) -> str | None:
-        """The strongest role ``principal_id`` holds on this connection, or None."""
-        if principal_id is None:
-            return None
-        held = [p.role for p in self.permissions() if p.principal_id.lower() == principal_id.lower()]
+    def role_of(self, aliases: frozenset[str]) -> str | None:
+        """The strongest role a caller known by ``aliases`` (lower case) holds here, or None."""
+        held = [p.role for p in self.permissions() if p.principal_id.lower() in aliases]
         return max(held, key=ROLES.index) if held else None
 
 
@@ -114,23 +115,24 @@ def statuses(connection: Connection, apps: dict[str, AppRegistrationState]) -> l
     return [{"status": "Error", "target": "token", "error": {"code": "Unauthenticated", "message": problem}}]
 
 
-def principal_json(permission: Permission) -> dict[str, Any]:
+def principal_json(permission: Permission, identity: str) -> dict[str, Any]:
+    """``identity``: the client id shown for Lockstep's managed identity."""
     return {
-        "id": permission.principal_id,
+        "id": identity if permission.principal_id == MANAGED_IDENTITY else permission.principal_id,
         "displayName": permission.display_name,
         "type": permission.principal_type,
         "tenantId": permission.tenant_id,
     }
 
 
-def permission_json(connection: Connection, permission: Permission) -> dict[str, Any]:
+def permission_json(connection: Connection, permission: Permission, identity: str) -> dict[str, Any]:
     return {
         "name": permission.id,
         "id": f"{connection_path(connection)}/permissions/{permission.id}",
         "type": "Microsoft.PowerApps/apis/connections/permissions",
         "properties": {
             "roleName": permission.role,
-            "principal": principal_json(permission),
+            "principal": principal_json(permission, identity),
             "notifyShareTargetOption": "NotSpecified",
             "inviteGuestToTenant": False,
         },
@@ -146,6 +148,7 @@ def connection_json(
     environment_id: str,
     apps: dict[str, AppRegistrationState],
     *,
+    identity: str,
     with_permissions: bool = False,
 ) -> dict[str, Any]:
     """The connection as GET answers it: no secret, no hidden value."""
@@ -157,7 +160,7 @@ def connection_json(
         "statuses": statuses(connection, apps),
         "connectionParametersSet": {"name": connection.parameter_set, "values": values},
         "keywordsRemaining": 78,
-        "createdBy": principal_json(connection.owner),
+        "createdBy": principal_json(connection.owner, identity),
         "createdTime": timestamp(connection.created),
         "lastModifiedTime": timestamp(connection.modified),
         "environment": {
@@ -167,7 +170,9 @@ def connection_json(
         "allowSharing": False,
     }
     if with_permissions:  # the listing carries each connection's permissions, a single GET does not
-        properties["permissions"] = [permission_json(connection, p) for p in connection.permissions()]
+        properties["permissions"] = [
+            permission_json(connection, p, identity) for p in connection.permissions()
+        ]
     return {
         "name": connection.id,
         "id": connection_path(connection),

@@ -34,6 +34,7 @@ from ._http import (
     parse_json_object,
     take_fault,
 )
+from ._principals import aliases, identity_as_seen_by
 from ._state import (
     ENVIRONMENT_API_SUFFIX,
     FAKE_TENANT_ID,
@@ -80,7 +81,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
         )
     with state.lock:
         caller = state.caller_of(request.headers.get("Authorization"))
-        registered = caller in {app.lower() for app in state.management_apps}
+        registered = bool(aliases(state, caller) & {app.lower() for app in state.management_apps})
     if not registered:
         return error_response(
             403,
@@ -118,12 +119,13 @@ def _route(
     if env is None:
         raise ConnectivityError(404, "EnvironmentNotFound", f"No environment is served at {host}.")
     _check_query(request, env)
+    known_as, identity = aliases(state, caller), identity_as_seen_by(state, caller)
     if request.path == LIST_PATH:
         _require(request, "GET")
         rows = [
-            connection_json(c, env.id, state.app_registrations, with_permissions=True)
+            connection_json(c, env.id, state.app_registrations, identity=identity, with_permissions=True)
             for c in sorted(env.connections.values(), key=lambda c: c.id)
-            if not env.hide_unshared_connections or c.role_of(caller) is not None
+            if not env.hide_unshared_connections or c.role_of(known_as) is not None
         ]
         return json_response(200, {"value": rows})
     match = ONE_PATH.match(request.path)
@@ -135,21 +137,23 @@ def _route(
         raise ConnectivityError(
             404, "ConnectionNotFound", f"Could not find connection '{connection_id}' for API '{connector}'."
         )
-    role = connection.role_of(caller)
+    role = connection.role_of(known_as)
     if env.hide_unshared_connections and role is None:
         raise _forbidden(caller, connection)
     if permissions:
         _require(request, "GET")
         return json_response(
-            200, {"value": [permission_json(connection, p) for p in connection.permissions()]}
+            200, {"value": [permission_json(connection, p, identity) for p in connection.permissions()]}
         )
     if request.method == "GET":
-        return json_response(200, connection_json(connection, env.id, state.app_registrations))
+        return json_response(
+            200, connection_json(connection, env.id, state.app_registrations, identity=identity)
+        )
     _require(request, "PUT")
     if role not in EDIT_ROLES:
         raise _forbidden(caller, connection)
     assert body is not None
-    return _update(state, env, connection, body)
+    return _update(state, env, connection, body, identity)
 
 
 def _check_query(request: web.Request, env: EnvironmentState) -> None:
@@ -194,7 +198,7 @@ def _forbidden(caller: str | None, connection: Connection) -> ConnectivityError:
 
 
 def _update(
-    state: State, env: EnvironmentState, connection: Connection, body: dict[str, Any]
+    state: State, env: EnvironmentState, connection: Connection, body: dict[str, Any], identity: str
 ) -> web.Response:
     properties = body.get("properties")
     if not isinstance(properties, dict):
@@ -219,4 +223,4 @@ def _update(
     connection.modified = datetime.now(UTC)
     connection.forced_status = None
     connection.history.append("put")
-    return json_response(200, connection_json(connection, env.id, state.app_registrations))
+    return json_response(200, connection_json(connection, env.id, state.app_registrations, identity=identity))

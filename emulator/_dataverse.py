@@ -40,6 +40,7 @@ from ._odata import (
     _skip,
     etag,
 )
+from ._principals import aliases, application_user
 from ._state import (
     CRM_SUFFIX,
     Definition,
@@ -164,7 +165,7 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
             if body is None:
                 raise ODataError(400, CODE_BAD_REQUEST, "The request body is not a JSON object.")
         with state.lock:
-            request[CALLER] = state.caller_of(request.headers.get("Authorization"))  # the token's oid
+            request[CALLER] = aliases(state, state.caller_of(request.headers.get("Authorization")))
             env = state.environment_by_org(org)
             if env is None:
                 raise ODataError(404, CODE_NOT_FOUND, f"No organization is hosted at {host}.")
@@ -193,7 +194,7 @@ def _route(
             {
                 "@odata.context": f"{base}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
                 "BusinessUnitId": env.business_unit_id,
-                "UserId": env.user_id,
+                "UserId": application_user(state, env, state.caller_of(request.headers.get("Authorization"))),
                 "OrganizationId": env.organization_id,
             },
         )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._connections import (
+    MANAGED_IDENTITY,
     REQUIRED_KEYS,
     ROLES,
     SERVICE_PRINCIPAL_SETS,
@@ -20,7 +21,8 @@ from ._connections import (
     statuses,
 )
 from ._connectivity import environment_host
-from ._state import FAKE_CLIENT_ID, FAKE_TENANT_ID, EnvironmentState, State, SystemUser
+from ._principals import resolve
+from ._state import FAKE_TENANT_ID, EnvironmentState, State, SystemUser
 
 CONNECTOR = re.compile(r"^shared_[a-z0-9]+$")
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -54,8 +56,9 @@ class ConnectionsMixin:
         Service-principal sets (``ServicePrincipalOauth``, ``oauthSP``) need ``client_id``; the
         secret defaults to the app registration's newest valid one (so the connection is Connected).
         ``owner`` is a systemuser id of this environment (a new user when omitted);
-        ``shared_with_lockstep`` gives the emulator's identity a role (CanView, CanViewWithShare,
-        CanEdit, Owner); ``status`` ("Connected" / "Error") is forced until the next PUT.
+        ``shared_with_lockstep`` gives Lockstep's managed identity a role (CanView, CanViewWithShare,
+        CanEdit, Owner), whatever client id it asks tokens for; ``status`` ("Connected" / "Error") is
+        forced until the next PUT.
         """
         if not CONNECTOR.match(connector):
             raise ValueError(f"invalid connector {connector!r}: shared_<name>")
@@ -120,12 +123,12 @@ class ConnectionsMixin:
         return found
 
     def share_connection(self, connection_id: str, role: str, principal_id: str | None = None) -> None:
-        """Share with ``principal_id`` (the emulator's identity when omitted), replacing its role."""
+        """Share with ``principal_id`` (Lockstep's managed identity when omitted), replacing its role."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
         with self._state.lock:
             connection = self._connection(connection_id)
-            principal = (principal_id or FAKE_CLIENT_ID).lower()
+            principal = (principal_id or MANAGED_IDENTITY).lower()
             connection.shares = [s for s in connection.shares if s.principal_id.lower() != principal]
             share = _lockstep_share(role)
             share.principal_id = principal
@@ -134,7 +137,7 @@ class ConnectionsMixin:
     def unshare_connection(self, connection_id: str, principal_id: str | None = None) -> None:
         with self._state.lock:
             connection = self._connection(connection_id)
-            principal = (principal_id or FAKE_CLIENT_ID).lower()
+            principal = (principal_id or MANAGED_IDENTITY).lower()
             connection.shares = [s for s in connection.shares if s.principal_id.lower() != principal]
 
     def set_connection_status(self, connection_id: str, status: str | None) -> None:
@@ -165,7 +168,7 @@ class ConnectionsMixin:
                 "last_modified": c.modified,
                 "puts": len(c.history),
                 "owner": c.owner.principal_id,
-                "shares": {s.principal_id: s.role for s in c.shares},
+                "shares": {resolve(self._state, s.principal_id): s.role for s in c.shares},
             }
 
     def connection_holds(self, connection_id: str, secret: str) -> bool:
@@ -177,7 +180,7 @@ class ConnectionsMixin:
 def _lockstep_share(role: str) -> Permission:
     return Permission(
         str(uuid.uuid4()),
-        FAKE_CLIENT_ID,
+        MANAGED_IDENTITY,
         "ServicePrincipal",
         "Lockstep (managed identity)",
         role,

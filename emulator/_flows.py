@@ -247,8 +247,8 @@ def _may_activate(env: EnvironmentState, flow: Workflow, request: web.Request) -
     """
     bound = bound_connections(env, flow)
     if bound:
-        caller = request.get(CALLER)
-        if all(connection.role_of(caller) is not None for connection in bound):
+        known_as = request.get(CALLER) or frozenset()
+        if all(connection.role_of(known_as) is not None for connection in bound):
             return True
     elif flow.connections_shared:
         return True

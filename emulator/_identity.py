@@ -11,6 +11,7 @@ import hmac
 from aiohttp import web
 
 from ._http import error_response, fault_response, host_of, json_response, take_fault
+from ._principals import adopt_identity
 from ._state import State
 
 SERVICE = "identity"
@@ -54,6 +55,7 @@ async def handle(state: State, request: web.Request) -> web.Response:
     client_id = request.query.get("client_id") or None
     with state.lock:
         access_token, token = state.issue_token(resource, client_id)
+        adopt_identity(state, token.client_id)
     return json_response(
         200,
         {

@@ -1,4 +1,4 @@
-"""Key Vault secrets data plane: get (current or a version) and set (new version)."""
+"""Key Vault secrets data plane: get (current or a version), list versions, set (new version)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ._http import (
     parse_json_object,
     take_fault,
 )
+from ._keyvault_versions import list_versions
 from ._state import (
     FAKE_TENANT_ID,
     KEY_VAULT_AUDIENCE,
@@ -148,6 +149,12 @@ async def handle(state: State, request: web.Request, host: str) -> web.Response:
     if not SECRET_NAME.match(name):
         return _bad_parameter("The secret name is invalid: it may contain only 0-9, a-z, A-Z and '-'.")
 
+    if request.method == "GET" and version == "versions":
+        with state.lock:
+            vault = state.vaults.get(vault_name)
+            if vault is None:
+                return error_response(404, "VaultNotFound", f"The vault {vault_name} does not exist.")
+            return list_versions(vault, name, request, host)
     if request.method == "GET":
         with state.lock:
             vault = state.vaults.get(vault_name)

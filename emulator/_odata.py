@@ -19,8 +19,9 @@ CODE_LENGTH = "0x80044331"
 CODE_UNAUTHORIZED = "0x80072560"
 CODE_METHOD = "0x80060889"
 CODE_PRIVILEGE = "0x80040220"
-# The object id behind the request's bearer token (set by _dataverse.handle; flows check shares with it).
-CALLER: web.RequestKey[str | None] = web.RequestKey("caller", object)  # type: ignore[arg-type]
+# Every principal id behind the request's bearer token (_principals.aliases; set by _dataverse.handle;
+# flows check shares with it).
+CALLER: web.RequestKey[frozenset[str]] = web.RequestKey("caller", object)  # type: ignore[arg-type]
 MAX_PAGE_SIZE = 5000
 MAX_PAGE_SIZE_PREFERENCE = re.compile(r"(?:^|[,;]\s*)odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
 GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"

@@ -10,9 +10,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._core import Emulator
 
+FAKE_TENANT_ID = "00000000-0000-0000-0000-000000000000"
 STRING_TYPE = 100000000
 SECRET_KEYS = {"value", "enabled", "content_type", "expires", "not_before"}
-ENVIRONMENT_KEYS = {"org", "id", "stage", "management_state", "runtime_state", "instance_url", "definitions"}
+ENVIRONMENT_KEYS = {
+    "org",
+    "id",
+    "stage",
+    "management_state",
+    "runtime_state",
+    "instance_url",
+    "definitions",
+    "connections",
+}
+APP_KEYS = {"client_id", "tenant_id", "secrets"}
+CONNECTION_KEYS = {"connector", "parameter_set", "app", "shared_with_lockstep", "status", "id"}
 DEFINITION_KEYS = {"type", "value"}
 
 
@@ -61,7 +73,7 @@ def apply_seed(emulator: Emulator, document: Any) -> None:
     problems: list[str] = []
     actions: list[Any] = []
     root = _object(document, "$", problems)
-    _unknown(root, {"vaults", "environments", "mapping"}, "$", problems)
+    _unknown(root, {"vaults", "app_registrations", "environments", "mapping"}, "$", problems)
     mapping = _object(root.get("mapping"), "$.mapping", problems)
     _unknown(mapping, {"secrets"}, "$.mapping", problems)
     if not isinstance(mapping.get("secrets", []), list):
@@ -72,6 +84,14 @@ def apply_seed(emulator: Emulator, document: Any) -> None:
         _unknown(vault, {"secrets"}, vault_path, problems)
         secrets = _object(vault.get("secrets"), f"{vault_path}.secrets", problems)
         actions.append(("vault", vault_name, _secrets(secrets, f"{vault_path}.secrets", problems)))
+    apps = _object(root.get("app_registrations"), "$.app_registrations", problems)
+    for app_name, app_raw in apps.items():
+        app = _object(app_raw, f"$.app_registrations.{app_name}", problems)
+        _unknown(app, APP_KEYS, f"$.app_registrations.{app_name}", problems)
+        secrets = app.get("secrets", [])
+        if not isinstance(secrets, list) or not all(isinstance(v, str) for v in secrets):
+            problems.append(f"$.app_registrations.{app_name}.secrets: expected a list of strings")
+        actions.append(("app", app_name, app))
     for env_name, env_raw in _object(root.get("environments"), "$.environments", problems).items():
         env_path = f"$.environments.{env_name}"
         env = _object(env_raw, env_path, problems)
@@ -84,6 +104,12 @@ def apply_seed(emulator: Emulator, document: Any) -> None:
             problems.append(f"{env_path}.stage: expected a rollout stage number (1, 2, ...)")
         definitions = _object(env.get("definitions"), f"{env_path}.definitions", problems)
         actions.append(("environment", env_name, env, _definitions(definitions, env_path, problems)))
+        for name, raw in _object(env.get("connections"), f"{env_path}.connections", problems).items():
+            spec = _object(raw, f"{env_path}.connections.{name}", problems)
+            _unknown(spec, CONNECTION_KEYS, f"{env_path}.connections.{name}", problems)
+            if spec.get("app") is not None and spec["app"] not in apps:
+                problems.append(f"{env_path}.connections.{name}.app: no app registration {spec['app']!r}")
+            actions.append(("connection", env_name, name, spec))
     if problems:
         raise SeedError(problems)
     try:
@@ -136,8 +162,33 @@ def _definitions(definitions: dict[str, Any], env_path: str, problems: list[str]
 
 
 def _apply(emulator: Emulator, actions: list[Any]) -> None:
+    client_ids: dict[str, str] = {}
     for action in actions:
-        if action[0] == "vault":
+        if action[0] == "app":
+            _, name, spec = action
+            secrets = spec.get("secrets") or []
+            app = emulator.add_app_registration(
+                spec.get("client_id"),
+                tenant_id=spec.get("tenant_id") or FAKE_TENANT_ID,
+                display_name=name,
+                secret=secrets[0] if secrets else None,
+            )
+            for value in secrets[1:]:
+                app.add_secret(value)
+            client_ids[name] = app.client_id
+        elif action[0] == "connection":
+            _, env_name, name, spec = action
+            app_name = spec.get("app")
+            emulator.environment(env_name).add_connection(
+                spec.get("connector", "shared_commondataserviceforapps"),
+                spec.get("parameter_set", "ServicePrincipalOauth" if app_name else "Oauth"),
+                client_id=client_ids.get(app_name) if app_name else None,
+                display_name=name,
+                shared_with_lockstep=spec.get("shared_with_lockstep"),
+                status=spec.get("status"),
+                connection_id=spec.get("id"),
+            )
+        elif action[0] == "vault":
             _, vault_name, secrets = action
             vault = emulator.key_vault(vault_name)
             for secret in secrets:

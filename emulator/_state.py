@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._agents import AgentsState
-from ._connections import AppRegistrationState, Connection
+from ._connections import MANAGED_IDENTITY, AppRegistrationState, Connection
 from ._tokens import TOKEN_LIFETIME_SECONDS, Token, normalize_audience, unsigned_jwt
 
 log = logging.getLogger("emulator")
@@ -226,7 +226,9 @@ class State:
         # Entra app registrations (keyed by lower-case client id) whose secrets connections hold, and the
         # client ids registered as Power Platform management applications (the emulator's identity is).
         self.app_registrations: dict[str, AppRegistrationState] = {}
-        self.management_apps: set[str] = {FAKE_CLIENT_ID}
+        self.management_apps: set[str] = {MANAGED_IDENTITY}
+        # Lockstep's managed identity: each client id the identity endpoint served, latest last (_principals).
+        self.identity_client_ids: list[str] = [FAKE_CLIENT_ID]
         # Connectivity PUT with a client secret Entra refuses: "status" saves it and reports an Error
         # status (200); "refuse" answers 400 Unauthenticated and keeps the connection as it was.
         self.invalid_secret_answer = "status"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from ._connections import AppRegistrationState
-from ._state import FAKE_CLIENT_ID, FAKE_TENANT_ID, State
+from ._connections import MANAGED_IDENTITY, AppRegistrationState
+from ._state import FAKE_TENANT_ID, State
 
 
 class AppRegistration:
@@ -69,8 +69,10 @@ class Tenant:
 
     @property
     def identity_object_id(self) -> str:
-        """The object id of the emulator's managed identity (its tokens' ``oid``; shares name it)."""
-        return FAKE_CLIENT_ID
+        """The object id of Lockstep's managed identity: the client id the managed-identity endpoint
+        issued a token to last (``11111111-1111-…`` until one is asked for); shares name it."""
+        with self._state.lock:
+            return self._state.identity_client_ids[-1]
 
     def add_app_registration(
         self,
@@ -100,9 +102,10 @@ class Tenant:
     def register_management_app(self, client_id: str | None = None, registered: bool = True) -> None:
         """Register (``registered=False``: unregister) an identity as a Power Platform management app.
 
-        The connectivity API answers 403 to any other. The emulator's identity starts registered.
+        The connectivity API answers 403 to any other. Without ``client_id``: Lockstep's managed
+        identity, whatever client id it asks tokens for; it starts registered.
         """
-        wanted = (client_id or FAKE_CLIENT_ID).lower()
+        wanted = (client_id or MANAGED_IDENTITY).lower()
         with self._state.lock:
             if registered:
                 self._state.management_apps.add(wanted)

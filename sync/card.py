@@ -264,6 +264,24 @@ def build_card(report: RunReport) -> dict[str, Any]:
     return _card(body)
 
 
+def _breaks(
+    heading: str, found: dict[str, list[str]] | None, *, separator: str = ", ", others_titles: bool = False
+) -> list[dict[str, Any]]:
+    """A section naming what breaks: a fact per target (20 at most) with its names (10 at most),
+    every name someone else's text, escaped; nothing when no target has any."""
+    facts = [
+        {
+            "title": literal(target) if others_titles else target,
+            "value": separator.join(literal(name) for name in names[:10]) + (" …" if len(names) > 10 else ""),
+        }
+        for target, names in list((found or {}).items())[:20]
+        if names
+    ]
+    if not facts:
+        return []
+    return [_text(heading, weight="Bolder", spacing="Medium"), {"type": "FactSet", "facts": facts}]
+
+
 def build_expiry_card(
     *,
     secret: str,
@@ -273,11 +291,13 @@ def build_expiry_card(
     correlation_id: str,
     flows: dict[str, list[str]] | None = None,
     agents: dict[str, list[str]] | None = None,
+    connections: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """A heads-up for SecretNearExpiry / SecretExpired: nothing was written, someone must rotate.
 
     `flows` and `agents` map "environment/env_var" to the names of the cloud flows and the
-    Copilot Studio agents that use it: what breaks.
+    Copilot Studio agents that use it; `connections` maps "environment/connection (status)" to
+    lines naming the connection references bound to it and the flows using them: what breaks.
     """
     expired = event_type.endswith("SecretExpired")
     title = f"⏰ Key Vault secret {secret} {'has expired' if expired else 'expires soon'}"
@@ -296,30 +316,9 @@ def build_expiry_card(
             ],
         },
     ]
-    if flows:
-        body.append(_text("Flows that will break", weight="Bolder", spacing="Medium"))
-        body.append(
-            {
-                "type": "FactSet",
-                "facts": [
-                    {
-                        "title": target,
-                        "value": ", ".join(literal(name) for name in names[:10])
-                        + (" …" if len(names) > 10 else ""),
-                    }
-                    for target, names in list(flows.items())[:20]
-                    if names
-                ],
-            }
-        )
-    if agents and any(agents.values()):
-        body.append(_text("Agents that will break", weight="Bolder", spacing="Medium"))
-        facts = [
-            {"title": target, "value": ", ".join(names[:10]) + (" …" if len(names) > 10 else "")}
-            for target, names in list(agents.items())[:20]
-            if names
-        ]
-        body.append({"type": "FactSet", "facts": facts})
+    body += _breaks("Flows that will break", flows)
+    body += _breaks("Agents that will break", agents)
+    body += _breaks("Connections that will break", connections, separator="; ", others_titles=True)
     body.append(
         _text(
             "Rotate the secret in Key Vault; Lockstep copies the new version to these environments "

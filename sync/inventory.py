@@ -1,4 +1,5 @@
-"""Impact inventory: which cloud flows (and connections) and agents each mapped variable feeds.
+"""Impact inventory: which cloud flows (and connections) and agents each mapped variable feeds,
+and what each mapped connection carries (sync.inventory_connections).
 
 What a maker needs before a rotation, and what the near-expiry card names: "if this secret
 expires, these flows in these environments break". Reads only: per environment one bulk
@@ -19,6 +20,13 @@ from sync.adapters.dataverse import DataverseClient
 from sync.adapters.flows import Flow, FlowsClient
 from sync.agent_rules import Agent
 from sync.errors import LockstepError
+from sync.inventory_connections import (
+    ConnectionReader,
+    ConnectionUse,
+    Found,
+    connection_uses,
+    find_connections,
+)
 from sync.mapping import Environment
 from sync.models import Definition, Target
 from sync.redact import scrub
@@ -96,28 +104,36 @@ def impacts(
 
 class Inventory:
     def __init__(
-        self, dataverse: DataverseClient, flows: FlowsClient, agents: AgentsClient | None = None
+        self,
+        dataverse: DataverseClient,
+        flows: FlowsClient,
+        agents: AgentsClient | None = None,
+        connections: ConnectionReader | None = None,
     ) -> None:
         self._dataverse = dataverse
         self._flows = flows
         self._agents = agents
+        self._connections = connections
 
     async def collect(self, targets: Sequence[Target]) -> list[VariableImpact]:
-        """Every environment of `targets` concurrently; an unreadable one is rows in state error."""
+        """The variable targets' rows (every environment concurrently; an unreadable one: state error)."""
+        return (await self.collect_all(targets))[0]
+
+    async def collect_all(
+        self, targets: Sequence[Target]
+    ) -> tuple[list[VariableImpact], list[ConnectionUse]]:
+        """Variables and connections, each environment's flows and references read once for both."""
         by_environment: dict[str, list[Target]] = {}
         for target in targets:
-            by_environment.setdefault(target.environment.name, []).append(target)
+            if target.connection is None or self._connections is not None:
+                by_environment.setdefault(target.environment.name, []).append(target)
         per_environment = await asyncio.gather(
             *(self._environment(group[0].environment, group) for group in by_environment.values())
         )
-        return [row for rows in per_environment for row in rows]
-
-    async def flows_by_target(self, targets: Sequence[Target]) -> dict[str, list[str]]:
-        """'environment/env_var' -> names of the flows that use it (for the near-expiry card)."""
-        return {
-            f"{row.environment}/{row.env_var}": [flow.name for flow in row.flows]
-            for row in await self.collect(targets)
-        }
+        return (
+            [row for rows, _ in per_environment for row in rows],
+            [row for _, rows in per_environment for row in rows],
+        )
 
     async def agents_by_target(self, targets: Sequence[Target]) -> dict[str, list[str]]:
         """'environment/env_var' -> names of the agents that use it (for the near-expiry card)."""
@@ -138,14 +154,19 @@ class Inventory:
             name: tuple(agent.name for agent in agents) for name, agents in zip(names, found, strict=True)
         }
 
-    async def _environment(self, environment: Environment, targets: list[Target]) -> list[VariableImpact]:
+    async def _environment(
+        self, environment: Environment, targets: list[Target]
+    ) -> tuple[list[VariableImpact], list[ConnectionUse]]:
         org = environment.url
+        variables = [target for target in targets if target.connection is None]
+        connection_targets = [target for target in targets if target.connection is not None]
         try:
-            names = list(dict.fromkeys(target.env_var for target in targets))
-            definitions, flows, references = await asyncio.gather(
-                self._dataverse.get_definitions(org, names),
+            names = list(dict.fromkeys(target.env_var for target in variables))
+            definitions, flows, references, found = await asyncio.gather(
+                self._dataverse.get_definitions(org, names) if names else _nothing(),
                 self._flows.cloud_flows(org),
                 self._flows.connection_references(org),
+                self._find(environment, connection_targets),
             )
             owner_ids = sorted({flow.owner_id for flow in flows if flow.owner_id})
             names_of_owners = await asyncio.gather(
@@ -154,7 +175,8 @@ class Inventory:
             agents = await self._agents_of(org, definitions)
         except LockstepError as error:
             reason = scrub(str(error))
-            return [
+            found = [reason] * len(connection_targets)
+            unreadable = [
                 VariableImpact(
                     environment=environment.name,
                     stage=environment.stage,
@@ -163,10 +185,12 @@ class Inventory:
                     state="error",
                     reason=reason,
                 )
-                for target in targets
+                for target in variables
             ]
+            return unreadable, connection_uses(environment, connection_targets, found, [], {}, {})
         owners = dict(zip(owner_ids, names_of_owners, strict=True))
-        rows = impacts(environment, targets, definitions, flows, references, owners)
+        rows = impacts(environment, variables, definitions, flows, references, owners)
+        uses = connection_uses(environment, connection_targets, found, flows, references, owners)
         return [
             row.model_copy(
                 update={
@@ -177,4 +201,32 @@ class Inventory:
                 }
             )
             for row in rows
+        ], uses
+
+    async def _find(self, environment: Environment, targets: list[Target]) -> list[Found]:
+        if not targets or self._connections is None:
+            return []
+        return await find_connections(self._connections, environment, targets)
+
+
+async def _nothing() -> dict[str, Definition]:
+    return {}
+
+
+def breaks(
+    rows: Sequence[VariableImpact], uses: Sequence[ConnectionUse]
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
+    """What the near-expiry card names, from one inventory read: the flows and agents using each
+    variable ('environment/env_var'), and each connection with its references and flows."""
+    flows = {f"{row.environment}/{row.env_var}": [flow.name for flow in row.flows] for row in rows}
+    agents = {f"{row.environment}/{row.env_var}": list(row.agents) for row in rows}
+    connections = {}
+    for use in uses:
+        if use.connection["id"] is None:
+            continue
+        status = f"{use.status} {use.error_code}".strip() or "status unknown"
+        connections[f"{use.environment}/{use.name} ({status})"] = [
+            f"references: {', '.join(use.connection_references) or 'none'}",
+            f"flows: {', '.join(flow.name for flow in use.flows) or 'none'}",
         ]
+    return flows, agents, connections

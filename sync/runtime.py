@@ -78,6 +78,7 @@ class Runtime:
     inventory: Inventory
     # Every kind of target, for the engine and for read-only inspection (plan, status).
     kinds: dict[TargetKindName, TargetKinds]
+    connectivity: ConnectivityClient  # connections, read directly by doctor
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -178,7 +179,7 @@ def build_runtime(
         kinds=kinds,
         consumers=[AgentRefresh(agents_client)],
     )
-    inventory = Inventory(dataverse, flows_client, agents_client)
+    inventory = Inventory(dataverse, flows_client, agents_client, connectivity)
     return Runtime(
         service=LockstepService(settings, engine, notifier, inventory),
         inventory=inventory,
@@ -188,6 +189,7 @@ def build_runtime(
         admin=admin,
         credential=credential,
         kinds=kinds,
+        connectivity=connectivity,
         closers=[credential.close, http.aclose, secret_client.close],
     )
 

@@ -13,7 +13,7 @@ from sync.deadline import time_budget, within_budget
 from sync.engine import Notifier, ResultCallback, SyncEngine
 from sync.errors import LockstepError
 from sync.events import SecretEvent, SecretEventType
-from sync.inventory import Inventory
+from sync.inventory import Inventory, breaks
 from sync.models import RunReport, Target, Trigger
 from sync.plan import targets_for
 from sync.settings import Settings
@@ -83,14 +83,12 @@ class LockstepService:
         names = [f"{t.environment.name}/{t.label}" for t in targets]
         flows: dict[str, list[str]] = {}
         agents: dict[str, list[str]] = {}
+        connections: dict[str, list[str]] = {}
         if self._inventory is not None:
             try:
                 with time_budget(EVENT_TIME_BUDGET_SECONDS):
-                    rows = await within_budget(self._inventory.collect(targets))
-                flows = {
-                    f"{row.environment}/{row.env_var}": [flow.name for flow in row.flows] for row in rows
-                }
-                agents = {f"{row.environment}/{row.env_var}": list(row.agents) for row in rows}
+                    rows, uses = await within_budget(self._inventory.collect_all(targets))
+                flows, agents, connections = breaks(rows, uses)
             except LockstepError as error:
                 log.warning("secret %s: could not list what it feeds: %s", event.secret_name, error)
         log.warning(
@@ -112,6 +110,7 @@ class LockstepService:
             correlation_id=current_correlation_id(),
             flows=flows,
             agents=agents,
+            connections=connections,
         )
         try:
             await self._notifier.post_card(card)

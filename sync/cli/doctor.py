@@ -6,7 +6,8 @@ the admin API's view (ready, and at the URL the mapping says), and each mapped d
 reference instead: checked with the same rules a sync uses (sync.targets.references) — it names
 the configured vault and the row's secret, the current version is enabled and unexpired, and
 Power Platform resolves it (or the resolution is not verifiable from outside a flow, reported
-once per environment). For the vault: each mapped secret readable. For Teams: the webhook
+once per environment). Each mapped connection: found, readable, editable and Connected
+(sync.cli.doctor_connections). For the vault: each mapped secret readable. For Teams: the webhook
 setting resolved. Checks run concurrently, each environment bounded in time. Nothing is changed.
 """
 
@@ -16,7 +17,9 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from sync.cli.checks import Check, attempt, make_check, reference_checks
+from sync.cli.doctor_checks import Check, attempt, make_check
+from sync.cli.doctor_connections import ConnectionDoctor
+from sync.cli.doctor_references import reference_checks
 from sync.cli.exit_codes import ExitCode
 from sync.cli.output import Output
 from sync.deadline import time_budget
@@ -106,6 +109,8 @@ async def _environment_checks(runtime: Runtime, environment: Environment, env_va
     )
     if problem is not None:
         return checks, {name: ("error", f"WhoAmI failed: {problem}") for name in env_vars}, {}
+    if not env_vars:  # only connections mapped here: doctor_connections checks them
+        return checks, {}, {}
     bulk, problem = await attempt(runtime.dataverse.get_definitions(environment.url, env_vars))
     if problem is not None:
         checks.append(
@@ -177,12 +182,32 @@ async def _bounded(budget: float, awaitable: Awaitable[T]) -> T:
 
 
 def _env_vars_by_environment(targets: list[Target]) -> dict[str, list[str]]:
+    """Each mapped environment (connection targets' too) with its variables."""
     found: dict[str, list[str]] = {}
     for target in targets:
         names = found.setdefault(target.environment.name, [])
-        if target.env_var not in names:
+        if target.connection is None and target.env_var not in names:
             names.append(target.env_var)
     return found
+
+
+async def _connection_checks(
+    runtime: Runtime, targets: list[Target], budget: float
+) -> tuple[list[Check], list[dict[str, Any]]]:
+    """Every mapped connection, per environment (concurrently, each bounded), read only."""
+    by_environment: dict[str, list[Target]] = {}
+    for target in targets:
+        if target.connection is not None:
+            by_environment.setdefault(target.environment.name, []).append(target)
+    doctor = ConnectionDoctor(runtime)
+    mapping = runtime.service.settings.mapping
+    found = await asyncio.gather(
+        *(
+            _bounded(budget, doctor.environment(mapping.environment(name), mine))
+            for name, mine in by_environment.items()
+        )
+    )
+    return [c for checks, _ in found for c in checks], [r for _, rows in found for r in rows]
 
 
 async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
@@ -190,7 +215,11 @@ async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
     mapping = runtime.service.settings.mapping
     targets = select_targets(mapping)
     env_vars = _env_vars_by_environment(targets)
-    (vault_checks, unreadable, snapshots), environments = await asyncio.gather(
+    (
+        (vault_checks, unreadable, snapshots),
+        environments,
+        (connection_checks, connection_rows),
+    ) = await asyncio.gather(
         _bounded(budget, _vault_checks(runtime, mapping.secret_names())),
         asyncio.gather(
             *(
@@ -198,6 +227,7 @@ async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
                 for name, names in env_vars.items()
             )
         ),
+        _connection_checks(runtime, targets, budget),
     )
     found = dict(zip(env_vars, (definitions for _, _, definitions in environments), strict=True))
     pairs = [
@@ -210,11 +240,14 @@ async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
         *vault_checks,
         *(check for env_checks, _, _ in environments for check in env_checks),
         *found_checks,
+        *connection_checks,
         _teams_check(runtime),
     ]
     states = dict(zip(env_vars, (env_states for _, env_states, _ in environments), strict=True))
     rows = []
     for target in targets:
+        if target.connection is not None:
+            continue
         state, reason = reference_states.get(
             (target.environment.name, target.env_var), states[target.environment.name][target.env_var]
         )
@@ -230,6 +263,12 @@ async def doctor(runtime: Runtime, output: Output, budget: float) -> ExitCode:
                 "reason": reason,
             }
         )
+    rows.extend(
+        {**row, "state": "error", "reason": f"secret not readable: {unreadable[row['secret']]}"}
+        if row["secret"] in unreadable and row["state"] == "ok"
+        else row
+        for row in connection_rows
+    )
     output.table(
         "Doctor",
         ["scope", "check", "state", "detail"],

@@ -1,4 +1,4 @@
-"""`doctor`'s findings, and its check of Key Vault references (Secret-type variables).
+"""`doctor`'s check of Key Vault references (Secret-type variables).
 
 A reference is checked by the same rules a sync decides with (sync.targets.references), so
 `doctor`, `plan` and a sync cannot disagree; only the fix to print is added here.
@@ -6,46 +6,13 @@ A reference is checked by the same rules a sync decides with (sync.targets.refer
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Any
-
-from azure.core.exceptions import ClientAuthenticationError
-from pydantic import BaseModel, ConfigDict
-
 from sync.adapters.references import NotVerifiable
-from sync.deadline import within_budget
-from sync.errors import LockstepError
+from sync.cli.doctor_checks import Check, attempt, make_check
 from sync.models import Definition, SecretSnapshot, Target
 from sync.redact import scrub
 from sync.runtime import Runtime
 from sync.targets.base import InSync
 from sync.targets.references import GRANT, ReferenceKind, check_reference, expected_reference
-
-
-class Check(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    scope: str
-    check: str
-    ok: bool
-    detail: str = ""
-    fix: str = ""
-
-
-def make_check(scope: str, name: str, problem: str | None, ok_detail: str, fix: str) -> Check:
-    if problem is None:
-        return Check(scope=scope, check=name, ok=True, detail=ok_detail)
-    return Check(scope=scope, check=name, ok=False, detail=problem, fix=fix)
-
-
-async def attempt(awaitable: Awaitable[Any]) -> tuple[Any, str | None]:
-    """(result, None) or (None, a message safe to print), within the caller's time budget."""
-    try:
-        return await within_budget(awaitable), None
-    except ClientAuthenticationError as error:
-        return None, scrub(str(error.message).splitlines()[0] if error.message else type(error).__name__)
-    except LockstepError as error:
-        return None, scrub(str(error))
 
 
 async def reference_checks(
