@@ -16,14 +16,17 @@ and at most MAX_ATTENTION_ROWS attention items (the log and `python -m sync stat
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import Counter
 from typing import Any
 
+from sync.adaptive import adaptive_card as _card
+from sync.adaptive import literal
+from sync.adaptive import text_block as _text
+from sync.card_expiry import build_expiry_card
 from sync.models import AgentOutcome, FlowOutcome, Outcome, RunReport, TargetResult, Trigger
 
-SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+__all__ = ["MAX_FLOW_NAMES", "WHAT_TO_DO", "build_card", "build_expiry_card", "headline", "literal"]
+
 MAX_TARGET_ROWS = 40
 MAX_ATTENTION_ROWS = 25
 MAX_FLOW_NAMES = 3  # refreshed flows named per target; the rest counted
@@ -50,42 +53,10 @@ FLOWS_NOT_REFRESHED = (
 )
 
 
-# Markdown's active characters in the Adaptive Card subset and in Teams' renderers: backslash
-# escapes (CommonMark) keep them literal where escapes are honoured; where a client shows the
-# backslash (older Teams mobile) the syntax is still broken, never rendered.
-_ACTIVE = re.compile(r"([\\`*_\[\]<>~#|{}!])")
-_LIST_MARKER = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s)")
-# A zero-width space after ':' in '://' and after a '.' inside a name stops auto-linking of URLs
-# and bare domains (evil.example) and is invisible.
-_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=\.)(?=[0-9A-Za-z])|(?<=www)(?=\.)", re.IGNORECASE)
-ZWSP = "\u200b"
-
-
-def literal(text: str) -> str:
-    """Others' text as Markdown that renders it literally: one line, no control characters, every
-    Markdown token escaped, no auto-link."""
-    text = "".join(
-        " " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char
-        for char in text
-        if unicodedata.category(char) != "Cf" or char == ZWSP
-    )
-    text = _ACTIVE.sub(r"\\\1", text)
-    text = _LIST_MARKER.sub(lambda m: f"{m[1]}\\{m[2]}" if m[2] in "-+" else f"{m[1]}{m[2][:-1]}\\.", text)
-    return _AUTOLINK.sub(ZWSP, text)
-
-
 def _label(result: TargetResult) -> str:
     """The target's name: a schema name is the operator's own validated identifier, shown as is; a
     connection's display name is someone else's text."""
     return result.env_var if result.connection is None else literal(result.label)
-
-
-def _text(text: str, **style: Any) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": text, "wrap": True, **style}
-
-
-def _card(body: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.4", "body": body}
 
 
 def headline(report: RunReport) -> str:
@@ -261,70 +232,4 @@ def build_card(report: RunReport) -> dict[str, Any]:
     body: list[dict[str, Any]] = [_status(report), _facts(report), *_attention(report), *_stages(report)]
     if any(not r.refresh_flows for r in report.results):
         body.append(_text(FLOWS_NOT_REFRESHED, isSubtle=True, size="Small", spacing="Large"))
-    return _card(body)
-
-
-def _breaks(
-    heading: str, found: dict[str, list[str]] | None, *, separator: str = ", ", others_titles: bool = False
-) -> list[dict[str, Any]]:
-    """A section naming what breaks: a fact per target (20 at most) with its names (10 at most),
-    every name someone else's text, escaped; nothing when no target has any."""
-    facts = [
-        {
-            "title": literal(target) if others_titles else target,
-            "value": separator.join(literal(name) for name in names[:10]) + (" …" if len(names) > 10 else ""),
-        }
-        for target, names in list((found or {}).items())[:20]
-        if names
-    ]
-    if not facts:
-        return []
-    return [_text(heading, weight="Bolder", spacing="Medium"), {"type": "FactSet", "facts": facts}]
-
-
-def build_expiry_card(
-    *,
-    secret: str,
-    event_type: str,
-    expires: str,
-    targets: list[str],
-    correlation_id: str,
-    flows: dict[str, list[str]] | None = None,
-    agents: dict[str, list[str]] | None = None,
-    connections: dict[str, list[str]] | None = None,
-) -> dict[str, Any]:
-    """A heads-up for SecretNearExpiry / SecretExpired: nothing was written, someone must rotate.
-
-    `flows` and `agents` map "environment/env_var" to the names of the cloud flows and the
-    Copilot Studio agents that use it; `connections` maps "environment/connection (status)" to
-    lines naming the connection references bound to it and the flows using them: what breaks.
-    """
-    expired = event_type.endswith("SecretExpired")
-    title = f"⏰ Key Vault secret {secret} {'has expired' if expired else 'expires soon'}"
-    body: list[dict[str, Any]] = [
-        {
-            "type": "Container",
-            "style": "attention" if expired else "warning",
-            "items": [_text(title, size="Medium", weight="Bolder")],
-        },
-        {
-            "type": "FactSet",
-            "facts": [
-                {"title": "Expires", "value": expires},
-                {"title": "Feeds", "value": ", ".join(targets[:20]) + (" …" if len(targets) > 20 else "")},
-                {"title": "Correlation id", "value": correlation_id},
-            ],
-        },
-    ]
-    body += _breaks("Flows that will break", flows)
-    body += _breaks("Agents that will break", agents)
-    body += _breaks("Connections that will break", connections, separator="; ", others_titles=True)
-    body.append(
-        _text(
-            "Rotate the secret in Key Vault; Lockstep copies the new version to these environments "
-            "and turns their flows off and on.",
-            isSubtle=True,
-            size="Small",
-        )
-    )
     return _card(body)
