@@ -24,7 +24,7 @@ from sync.adapters.agents import AgentsClient
 from sync.adapters.connections import ConnectivityClient
 from sync.adapters.dataverse import DataverseClient
 from sync.adapters.flows import FlowsClient
-from sync.adapters.keyvault import KeyVaultReader
+from sync.adapters.keyvault import KeyVaultReader, OneFetchPerScope
 from sync.adapters.pools import pooled_client
 from sync.adapters.teams import TeamsNotifier
 from sync.engine import SyncEngine
@@ -141,9 +141,10 @@ def build_runtime(
     verify = ssl_context()  # first: a trust store that cannot load is a ConfigurationError, nothing to close
     credential = make_credential(settings.azure_client_id, os.environ if environ is None else environ)
     http = pooled_client(verify, http_limits(), {"User-Agent": USER_AGENT})
+    vault_tokens = OneFetchPerScope(credential)  # lets KeyVaultReader.prepare overlap the challenge
     secret_client = SecretClient(
         settings.key_vault_uri,
-        credential,
+        vault_tokens,
         transport=key_vault_transport(),
         retry_total=2,
         retry_backoff_factor=0.5,
@@ -154,7 +155,7 @@ def build_runtime(
     notifier = TeamsNotifier(http, settings.teams_webhook_url) if settings.teams_webhook_url else None
     if notifier is None and settings.teams_webhook_problem is None:
         log.warning("TEAMS_WEBHOOK_URL is not set: runs will not be announced in Teams")
-    secrets = KeyVaultReader(secret_client)
+    secrets = KeyVaultReader(secret_client, vault_tokens)
     dataverse = DataverseClient(http, credential)
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
     flows_client = FlowsClient(dataverse)
