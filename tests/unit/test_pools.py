@@ -41,3 +41,28 @@ def test_the_runtime_lock_pins_sniffio_for_httpcore() -> None:
     pins = [line.split("==")[0] for line in (root / "requirements.txt").read_text().splitlines()]
     assert "sniffio" in pins
     assert "sniffio" in (root / "requirements.in").read_text().split()
+
+
+async def test_the_shared_client_keeps_no_cookies() -> None:
+    """Affinity cookies are neither parsed nor sent back (bearer tokens authenticate every request)."""
+    import ssl
+
+    from sync.adapters.pools import NoCookies, pooled_client
+
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("Cookie"))
+        return httpx.Response(200, headers={"Set-Cookie": "ARRAffinity=node-7; path=/; secure; HttpOnly"})
+
+    client = pooled_client(ssl.create_default_context(), httpx.Limits(), {})
+    router = client._transport
+    assert isinstance(router, PoolPerOrigin)
+    router._new_client = lambda: httpx.AsyncClient(
+        transport=httpx.MockTransport(handler), cookies=NoCookies()
+    )
+    async with client:
+        for _ in range(2):
+            await client.get("https://org.crm.dynamics.com/api/data/v9.2/WhoAmI")
+    assert sent == [None, None]
+    assert len(client.cookies.jar) == 0
