@@ -126,6 +126,11 @@ class KeyVaultReader:
         self._tokens = tokens
         self._scope = vault_scope(client.vault_url) if tokens is not None else None
 
+    @property
+    def prefetches(self) -> bool:
+        """Whether `prepare` fetches anything (a credential that caches, a vault host that says its scope)."""
+        return self._scope is not None
+
     async def prepare(self) -> None:
         """Fetches the vault's token into the credential's cache, with the options the SDK's
         challenge policy will use (`enable_cae`), so a cold read's token fetch overlaps the
