@@ -22,12 +22,13 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from benchmarks.measure import measure
-from benchmarks.sync_bench import VAULT, deliver
 from demo.scenario import canary
 from emulator import Emulator, Environment
+from sync.entrypoints import handle_event_grid_event
 from sync.runtime import close_runtime
 
 SECRET = "bench-spn-secret"  # noqa: S105 - a secret name, not a value
+VAULT = "lockstep-bench-spn"
 CONNECTOR = "shared_commondataserviceforapps"
 PER_ENVIRONMENT = 5
 STAGES = 3
@@ -40,17 +41,50 @@ async def _next_second() -> None:
     await asyncio.sleep(1.05 - datetime.now(UTC).microsecond / 1e6)
 
 
-def _one_per_stage(environments: list[Environment]) -> list[Environment]:
-    mapping = json.loads(os.environ["LOCKSTEP_MAPPING"])
-    first: dict[int, str] = {}
-    for entry in mapping["environments"]:
-        first.setdefault(int(entry["stage"]), entry["name"])
-    by_name = {env.name: env for env in environments}
-    return [by_name[first[stage]] for stage in sorted(first)][:STAGES]
+async def deliver(emulator: Emulator, secret: str) -> object:
+    payload = emulator.key_vault(VAULT).secret_event(secret)
+    return await handle_event_grid_event(
+        event_id=str(payload["id"]),
+        event_type=str(payload["eventType"]),
+        subject=str(payload["subject"]),
+        topic=str(payload["topic"]),
+        data=payload["data"],
+    )
 
 
-async def connection_rotation(emulator: Emulator, environments: list[Environment], latency: float) -> None:
-    chosen = _one_per_stage(environments)
+async def run(latency: float) -> None:
+    """Scenario (e) on an emulator of its own, in this process (the reconcile scenarios run theirs
+    in another process); the environment variables point Lockstep at it for the scenario only."""
+    saved = dict(os.environ)
+    await close_runtime()
+    try:
+        with Emulator() as emulator:
+            chosen = [emulator.environment(f"spn{i}", org=f"bench-spn-{i}") for i in range(STAGES)]
+            mapping = {
+                "environments": [
+                    {"name": env.name, "id": env.id, "url": env.url, "stage": i + 1}
+                    for i, env in enumerate(chosen)
+                ],
+                "secrets": [],
+            }
+            os.environ.update(
+                {
+                    **emulator.client_environment(),
+                    "KEY_VAULT_URI": emulator.key_vault(VAULT).url,
+                    "LOCKSTEP_MAPPING": json.dumps(mapping),
+                    "TEAMS_WEBHOOK_URL": emulator.teams_webhook_url(),
+                }
+            )
+            os.environ.pop("LOCKSTEP_MAPPING_FILE", None)
+            emulator.set_latency(latency)
+            await connection_rotation(emulator, chosen, latency)
+    finally:
+        await close_runtime()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+async def connection_rotation(emulator: Emulator, chosen: list[Environment], latency: float) -> None:
     vault = emulator.key_vault(VAULT)
     app = emulator.add_app_registration(display_name="Bench SPN", secret=canary("spn-"))
     vault.set_secret(SECRET, canary("spn-stored-"))

@@ -10,19 +10,20 @@ include TLS, the proxy hop and token acquisition. The emulator adds `--latency` 
 request, as a real network would.
 
 Per scenario: wall time; requests by service and verb; TLS connections Lockstep opened (one
-CONNECT each through the emulator's proxy); Lockstep's own CPU, in all and per mapping: the
-process's CPU time minus the emulator thread's (it serves every request in this process), so a
-shared, busy machine inflates wall time far more than these counts and CPU figures. (c) also
+CONNECT each through the emulator's proxy); Lockstep's own CPU, in all and per mapping: this
+process's CPU time, the emulator running in a process of its own (benchmarks.emulator_process),
+so a shared, busy machine inflates wall time far more than these counts and CPU figures. (c) also
 prints CPU per repair: its CPU over (b)'s, per drifted target.
 
 Scenarios:
   (a) one rotation to 9 environments in 3 stages, against its critical path
-      (secret read, then per stage: read → write → read back)
+      (secret read, then per stage: read → write → read back); also when each identity and Key
+      Vault request was answered, in round trips from the start (the cold process's challenge and
+      token fetch). `--rotation-latency 1` runs it with latency far above Lockstep's CPU, so the
+      ratio counts round trips on a loaded machine too.
   (b) reconcile of secrets x environments, all in sync
   (c) the same with 5 % drifted
   (d) 100 duplicate events for the rotated secret
-  (e) a service principal's client secret rotated to 5 connections x 3 environments in 3 stages,
-      requests per connection and the wall time against its critical path (benchmarks.connections_bench)
   naive: what the flow Lockstep replaces did per target (get secret, get definition, get value,
       write, get environment), sequentially, on a sample and extrapolated to (b)'s size.
 """
@@ -31,75 +32,100 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
+import resource
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 from pydantic import SecretStr
 
-from benchmarks.measure import Measured, measure
+from benchmarks.emulator_process import ROTATED, ROTATION_ENVIRONMENTS, EmulatorProcess, Env, env_var
 from demo.scenario import canary
-from emulator import Emulator, Environment
 from sync.entrypoints import handle_event_grid_event, run_reconcile
 from sync.errors import LockstepError
 from sync.runtime import close_runtime, get_runtime
 
-STRING = 100000000
-VAULT = "lockstep-bench"
+Answered = list[
+    tuple[float, str, str, int]
+]  # when the emulator answered: (perf_counter, service, verb, status)
 
 
-def env_var(secret: str) -> str:
-    return f"bench_{secret.replace('-', '_')}"
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; Lockstep's process
+
+
+def vault_path(answered: Answered, started: float, latency: float) -> str:
+    """When identity and Key Vault requests were answered, in round trips since the run started."""
+
+    def at(moment: float) -> str:
+        return f"{(moment - started) / latency:.1f}"
+
+    identity = [moment for moment, service, _, _ in answered if service == "identity"]
+    vault = [(moment, status) for moment, service, _, status in answered if service == "keyvault"]
+    challenge = next((moment for moment, status in vault if status == 401), None)
+    after = sum(1 for moment in identity if challenge is not None and moment > challenge)
+    return (
+        f"Key Vault answered {', '.join(f'{status} at {at(moment)}' for moment, status in vault)} "
+        f"round trips in; identity requests {len(identity)} ({after} answered after the challenge)"
+    )
 
 
 @dataclass
-class Seeded:
-    names: list[str]
-    environments: list[Environment]
-    settings: dict[str, str]
+class Measured:
+    """One scenario's figures. `cpu` is Lockstep's own: this process's (the emulator has its own)."""
+
+    seconds: float
+    started: float
+    cpu: float
+    connections: int
+    writes: int
+    by_verb: Counter[str]
+    answered: Answered
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_verb.values())
 
 
-ROTATED = "rotated"
-ROTATION_ENVIRONMENTS = 9
+async def measure(
+    emulator: EmulatorProcess, label: str, mappings: int, action: Callable[[], Awaitable[object]]
+) -> Measured:
+    emulator.call("reset")
+    cpu_started, emulator_started = time.process_time(), emulator.call("cpu")
+    started = time.perf_counter()
+    try:
+        await action()
+    except LockstepError as error:
+        print(f"  ! {label}: {type(error).__name__}: {str(error)[:120]}")
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    emulator_seconds = emulator.call("cpu") - emulator_started
+    recorded, answered = emulator.call("requests")
+    # Every TLS connection Lockstep opens to a service is one CONNECT through the emulator's proxy.
+    connections = sum(1 for service, method, _ in recorded if service == "proxy" and method == "CONNECT")
+    writes = sum(
+        1 for service, method, _ in recorded if service == "dataverse" and method in ("PATCH", "POST")
+    )
+    by_verb = Counter(f"{service} {method}" for service, method, _ in recorded if service != "proxy")
+    result = Measured(seconds, started, cpu, connections, writes, by_verb, answered)
+    dataverse = sum(count for key, count in by_verb.items() if key.startswith("dataverse"))
+    verbs = ", ".join(f"{key} {count}" for key, count in sorted(by_verb.items()))
+    print(
+        f"{label:<44} {seconds:7.2f} s  requests {result.requests:6d}  TLS connections {connections:4d}  "
+        f"writes {writes:5d}\n{'':46}CPU {cpu:6.2f} s "
+        f"({cpu * 1000 / max(mappings, 1):.3f} ms per mapping; emulator's process {emulator_seconds:.2f} s)  "
+        f"dataverse/mapping {dataverse / max(mappings, 1):.4f}  peak RSS {peak_rss_mb():4.0f} MB\n"
+        f"{'':46}{verbs}"
+    )
+    return result
 
 
-def seed(emulator: Emulator, environments: int, secrets: int) -> Seeded:
-    """`secrets` secrets mapped to every environment, plus one secret mapped to 9 environments in
-    3 stages (scenario a); environments are spread over stages 1-3."""
-    vault = emulator.key_vault(VAULT)
-    count = max(environments, ROTATION_ENVIRONMENTS)
-    envs = [emulator.environment(f"env{i}", org=f"bench-{i}") for i in range(count)]
-    names = [f"secret-{n}" for n in range(secrets)]
-    for name in [*names, ROTATED]:
-        value = canary(f"{name}-")
-        vault.set_secret(name, value)
-        for env in envs:
-            env.add_definition(env_var(name), type=STRING, value=value)
-    rotation = [env.name for env in envs[:ROTATION_ENVIRONMENTS]]
-    mapping = {
-        "environments": [
-            {"name": env.name, "id": env.id, "url": env.url, "stage": 1 + i * 3 // count}
-            for i, env in enumerate(envs)
-        ],
-        "secrets": [
-            {"secret": name, "env_var": env_var(name), "environments": [e.name for e in envs[:environments]]}
-            for name in names
-        ]
-        + [{"secret": ROTATED, "env_var": env_var(ROTATED), "environments": rotation}],
-    }
-    settings = {
-        **emulator.client_environment(),
-        "KEY_VAULT_URI": vault.url,
-        "LOCKSTEP_MAPPING": json.dumps(mapping),
-        "TEAMS_WEBHOOK_URL": emulator.teams_webhook_url(),
-    }
-    return Seeded(names, envs, settings)
-
-
-async def deliver(emulator: Emulator, secret: str) -> object:
-    payload = emulator.key_vault(VAULT).secret_event(secret)
+async def deliver(emulator: EmulatorProcess, secret: str) -> object:
+    payload = emulator.call("event", secret)
     return await handle_event_grid_event(
         event_id=str(payload["id"]),
         event_type=str(payload["eventType"]),
@@ -109,16 +135,15 @@ async def deliver(emulator: Emulator, secret: str) -> object:
     )
 
 
-async def naive_target(http: httpx.AsyncClient, emulator: Emulator, secret: str, env: Environment) -> None:
+async def naive_target(http: httpx.AsyncClient, emulator: EmulatorProcess, secret: str, env: Env) -> None:
     """The replaced flow, per target: get secret, definition, value row, write, environment."""
     runtime = await get_runtime()
     snapshot = await runtime.secrets.get_current(secret)
     definition = await runtime.dataverse.get_definition(env.url, env_var(secret))
     if definition is None or definition.value_row is None:
         raise LockstepError(f"naive flow: {env.name}/{env_var(secret)} has no value row")
-    token = emulator.issue_token(env.url)
     headers = {
-        "Authorization": f"Bearer {token}",
+        "Authorization": f"Bearer {emulator.call('token', env.url)}",
         "OData-MaxVersion": "4.0",
         "OData-Version": "4.0",
         "Accept": "application/json",
@@ -130,109 +155,110 @@ async def naive_target(http: httpx.AsyncClient, emulator: Emulator, secret: str,
 
 
 async def main(options: argparse.Namespace) -> None:
-    latency, environments, secrets = options.latency, options.environments, options.secrets
     scenarios = set(options.scenarios)
-    with Emulator() as emulator:
-        seeded = seed(emulator, environments, secrets)
-        os.environ.update(seeded.settings)
-        os.environ.pop("LOCKSTEP_MAPPING_FILE", None)
-        emulator.set_latency(latency)
-        vault = emulator.key_vault(VAULT)
-        mappings = environments * secrets
-        print(
-            f"Lockstep benchmark: {secrets} secrets x {environments} environments = {mappings} mappings, "
-            f"{latency * 1000:.0f} ms latency per request\n"
-        )
-        rotated = ROTATED
-
-        if "a" in scenarios:
-            # One rotation to 9 environments in 3 stages: first on a cold process (tokens, Key
-            # Vault's auth challenge), then again warm. The critical path is the secret read, then
-            # per stage read -> write -> read back.
-            critical = (1 + 3 * 3) * latency
-            for label in ("cold", "warm"):
-                vault.set_secret(rotated, canary("rotated-"))
-                result = await measure(
-                    emulator,
-                    f"(a) rotation to {ROTATION_ENVIRONMENTS} envs in 3 stages, {label}",
-                    ROTATION_ENVIRONMENTS,
-                    lambda: deliver(emulator, rotated),
-                )
-                print(
-                    f"{'':46}critical path {critical:.2f} s (1 + 3 stages x read, write, read back); "
-                    f"ratio {result.seconds / critical:.2f}\n"
-                )
-
-        in_sync: Measured | None = None
-        if "b" in scenarios or "c" in scenarios:
-            in_sync = await measure(
-                emulator, f"(b) reconcile, all {mappings} in sync", mappings, run_reconcile
-            )
-            print()
-
-        if "c" in scenarios and in_sync is not None:
-            rng = random.Random(7)  # noqa: S311 - picks which rows drift, not a secret
-            mapped = [(env, name) for env in seeded.environments[:environments] for name in seeded.names]
-            drifted = rng.sample(mapped, max(1, mappings // 20))
-            for env, name in drifted:
-                env.set_value(env_var(name), canary("drift-"))
-            repair = await measure(
-                emulator, f"(c) reconcile, {len(drifted)} drifted (5 %)", mappings, run_reconcile
-            )
-            still_drifted = sum(
-                (env.value_of(env_var(name)) or "").startswith("LOCKSTEP-CANARY-drift-")
-                for env, name in drifted
-            )
-            per_repair = (repair.cpu - in_sync.cpu) / len(drifted)
-            print(
-                f"{'':46}repaired {len(drifted) - still_drifted} of {len(drifted)} drifted targets; "
-                f"CPU per repair {per_repair * 1000:.2f} ms (over (b)); TLS connections opened "
-                f"{repair.connections} after (b) ({repair.connections / len(drifted):.3f} per repair)\n"
-            )
-
-        if "d" in scenarios:
-
-            async def duplicates() -> None:
-                for _ in range(options.duplicates):
-                    await deliver(emulator, rotated)
-
-            await measure(
-                emulator,
-                f"(d) {options.duplicates} duplicate events",
-                ROTATION_ENVIRONMENTS * options.duplicates,
-                duplicates,
-            )
-            print()
-
-        if "e" in scenarios:
-            from benchmarks.connections_bench import connection_rotation
-
-            await connection_rotation(emulator, seeded.environments, latency)
-
-        if "naive" in scenarios:
-            sample = [(env, name) for name in seeded.names for env in seeded.environments][
-                : options.naive_sample
-            ]
-            async with httpx.AsyncClient(verify=str(emulator.ca_cert_path), proxy=emulator.proxy_url) as http:
-
-                async def naive() -> None:
-                    for env, name in sample:
-                        await naive_target(http, emulator, name, env)
-
-                baseline = await measure(emulator, f"naive flow, sample of {len(sample)}", len(sample), naive)
-            per_target = baseline.seconds / len(sample)
-            requests_per_target = baseline.requests / len(sample)
-            line = (
-                f"{'':46}extrapolated to {mappings} mappings: {per_target * mappings:,.0f} s, "
-                f"{requests_per_target * mappings:,.0f} requests"
-            )
-            if in_sync is not None:
-                line += (
-                    f" — Lockstep (b) is {per_target * mappings / in_sync.seconds:,.0f}x faster with "
-                    f"{requests_per_target * mappings / max(in_sync.requests, 1):,.0f}x fewer requests"
-                )
-            print(line)
+    emulator = EmulatorProcess(options.environments, options.secrets)
+    try:
+        await run_scenarios(emulator, options, scenarios)
+    finally:
         await close_runtime()
+        emulator.close()
+    if "e" in scenarios:
+        from benchmarks.connections_bench import run as connection_rotation
+
+        await connection_rotation(options.latency)
+
+
+async def run_scenarios(emulator: EmulatorProcess, options: argparse.Namespace, scenarios: set[str]) -> None:
+    latency, environments, secrets = options.latency, options.environments, options.secrets
+    seeded = emulator.seeded
+    os.environ.update(seeded.settings)
+    os.environ.pop("LOCKSTEP_MAPPING_FILE", None)
+    emulator.call("latency", latency)
+    mappings = environments * secrets
+    print(
+        f"Lockstep benchmark: {secrets} secrets x {environments} environments = {mappings} mappings, "
+        f"{latency * 1000:.0f} ms latency per request\n"
+    )
+
+    if "a" in scenarios:
+        # One rotation to 9 environments in 3 stages: first on a cold process (tokens, Key
+        # Vault's auth challenge), then again warm. The critical path is the secret read, then
+        # per stage read -> write -> read back.
+        rotation_latency = options.rotation_latency or latency
+        emulator.call("latency", rotation_latency)
+        critical = (1 + 3 * 3) * rotation_latency
+        for label in ("cold", "warm"):
+            emulator.call("rotate", ROTATED, canary("rotated-"))
+            result = await measure(
+                emulator,
+                f"(a) rotation to {ROTATION_ENVIRONMENTS} envs in 3 stages, {label}",
+                ROTATION_ENVIRONMENTS,
+                lambda: deliver(emulator, ROTATED),
+            )
+            print(
+                f"{'':46}{vault_path(result.answered, result.started, rotation_latency)}\n"
+                f"{'':46}critical path {critical:.2f} s (1 + 3 stages x read, write, read back, "
+                f"{rotation_latency * 1000:.0f} ms each); ratio {result.seconds / critical:.2f}\n"
+            )
+        emulator.call("latency", latency)
+
+    in_sync: Measured | None = None
+    if "b" in scenarios or "c" in scenarios:
+        in_sync = await measure(emulator, f"(b) reconcile, all {mappings} in sync", mappings, run_reconcile)
+        print()
+
+    if "c" in scenarios and in_sync is not None:
+        rng = random.Random(7)  # noqa: S311 - picks which rows drift, not a secret
+        mapped = [(env.name, name) for env in seeded.environments[:environments] for name in seeded.names]
+        drifted = rng.sample(mapped, max(1, mappings // 20))
+        emulator.call("drift", drifted)
+        repair = await measure(
+            emulator, f"(c) reconcile, {len(drifted)} drifted (5 %)", mappings, run_reconcile
+        )
+        values = emulator.call("values", drifted)
+        still_drifted = sum((value or "").startswith("LOCKSTEP-CANARY-drift-") for value in values)
+        per_repair = (repair.cpu - in_sync.cpu) / len(drifted)
+        print(
+            f"{'':46}repaired {len(drifted) - still_drifted} of {len(drifted)} drifted targets; "
+            f"CPU per repair {per_repair * 1000:.2f} ms (over (b)); TLS connections opened "
+            f"{repair.connections} after (b) ({repair.connections / len(drifted):.3f} per repair)\n"
+        )
+
+    if "d" in scenarios:
+
+        async def duplicates() -> None:
+            for _ in range(options.duplicates):
+                await deliver(emulator, ROTATED)
+
+        await measure(
+            emulator,
+            f"(d) {options.duplicates} duplicate events",
+            ROTATION_ENVIRONMENTS * options.duplicates,
+            duplicates,
+        )
+        print()
+
+    if "naive" in scenarios:
+        sample = [(env, name) for name in seeded.names for env in seeded.environments][: options.naive_sample]
+        async with httpx.AsyncClient(verify=seeded.ca_cert_path, proxy=seeded.proxy_url) as http:
+
+            async def naive() -> None:
+                for env, name in sample:
+                    await naive_target(http, emulator, name, env)
+
+            baseline = await measure(emulator, f"naive flow, sample of {len(sample)}", len(sample), naive)
+        per_target = baseline.seconds / len(sample)
+        requests_per_target = baseline.requests / len(sample)
+        line = (
+            f"{'':46}extrapolated to {mappings} mappings: {per_target * mappings:,.0f} s, "
+            f"{requests_per_target * mappings:,.0f} requests"
+        )
+        if in_sync is not None:
+            line += (
+                f" — Lockstep (b) is {per_target * mappings / in_sync.seconds:,.0f}x faster with "
+                f"{requests_per_target * mappings / max(in_sync.requests, 1):,.0f}x fewer requests"
+            )
+        print(line)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -240,6 +266,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every request")
+    parser.add_argument(
+        "--rotation-latency",
+        type=float,
+        default=None,
+        help="latency for scenario (a) only (default: --latency); 1 counts round trips despite a busy CPU",
+    )
     parser.add_argument("--environments", type=int, default=10)
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--duplicates", type=int, default=100, help="events in scenario (d)")
@@ -248,7 +280,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--scenarios",
         type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
         default=["a", "b", "c", "d", "e", "naive"],
-        help="comma-separated subset of a,b,c,d,e,naive (c runs b first: repairs are measured against it)",
+        help=(
+            "comma-separated subset of a,b,c,d,e,naive (c runs b first: repairs are measured against "
+            "it; e, the connection rotation, runs last on an emulator of its own)"
+        ),
     )
     parser.add_argument(
         "--quick", action="store_true", help="200 secrets, 20 duplicate events, a naive sample of 10"

@@ -44,7 +44,7 @@ from sync.steps.context import ResultCallback, RunContext
 from sync.steps.expand import expand_stage
 from sync.steps.flow_refresh import FlowRefresher
 from sync.steps.notify import Notifier, notify
-from sync.steps.readiness import EnvironmentDirectory, Preparable, ReadinessChecks
+from sync.steps.readiness import EnvironmentDirectory, ReadinessChecks
 from sync.steps.rollback import roll_back_stage
 from sync.targets.base import Change, Consumer, TargetKind, TargetKinds
 from sync.targets.env_vars import EnvironmentValues, EnvVarTargets
@@ -106,9 +106,7 @@ class SyncEngine:
         started = datetime.now(UTC)
         run = RunContext(
             trigger=trigger,
-            readiness=ReadinessChecks(
-                self._directory, self._values.prepare if isinstance(self._values, Preparable) else None
-            ),
+            readiness=ReadinessChecks.for_run(self._directory, self._values, self._secrets),
             kinds=self._open_kinds(names, environments, bulk=prefetch),
             environments=environments,
             on_result=on_result,

@@ -25,7 +25,7 @@ from sync.adapters.connections import ConnectivityClient
 from sync.adapters.dataverse import DataverseClient
 from sync.adapters.dependencies import Dependencies
 from sync.adapters.flows import FlowsClient
-from sync.adapters.keyvault import KeyVaultReader
+from sync.adapters.keyvault import KeyVaultReader, OneFetchPerScope
 from sync.adapters.pools import pooled_client
 from sync.adapters.teams import TeamsNotifier
 from sync.engine import SyncEngine
@@ -128,6 +128,16 @@ def make_credential(client_id: str | None, environ: Mapping[str, str]) -> Creden
     return DefaultAzureCredential(managed_identity_client_id=client_id)
 
 
+def caches_tokens(credential: Credential, environ: Mapping[str, str]) -> bool:
+    """Whether a token fetched ahead lands where the Key Vault SDK's own request will find it.
+
+    The managed identity caches its tokens (DefaultAzureCredential reaches it when the identity
+    endpoint is set, as in Azure and over the emulator). The developer tools the local chain may
+    end at (Azure CLI, azd, PowerShell) cache nothing: there a prefetch is one more tool run.
+    """
+    return isinstance(credential, ManagedIdentityCredential) or bool(environ.get("IDENTITY_ENDPOINT"))
+
+
 def build_runtime(
     settings: Settings, loop: asyncio.AbstractEventLoop, environ: Mapping[str, str] | None = None
 ) -> Runtime:
@@ -141,11 +151,13 @@ def build_runtime(
             "; ".join(settings.overridden_hosts) or "none",
         )
     verify = ssl_context()  # first: a trust store that cannot load is a ConfigurationError, nothing to close
-    credential = make_credential(settings.azure_client_id, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    credential = make_credential(settings.azure_client_id, environ)
     http = pooled_client(verify, http_limits(), {"User-Agent": USER_AGENT})
+    vault_tokens = OneFetchPerScope(credential)  # lets KeyVaultReader.prepare overlap the challenge
     secret_client = SecretClient(
         settings.key_vault_uri,
-        credential,
+        vault_tokens,
         transport=key_vault_transport(),
         retry_total=2,
         retry_backoff_factor=0.5,
@@ -156,7 +168,7 @@ def build_runtime(
     notifier = TeamsNotifier(http, settings.teams_webhook_url) if settings.teams_webhook_url else None
     if notifier is None and settings.teams_webhook_problem is None:
         log.warning("TEAMS_WEBHOOK_URL is not set: runs will not be announced in Teams")
-    secrets = KeyVaultReader(secret_client)
+    secrets = KeyVaultReader(secret_client, vault_tokens if caches_tokens(credential, environ) else None)
     dataverse = DataverseClient(http, credential)
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
     dependencies = Dependencies(dataverse)  # one RetrieveDependentComponents for flows and agents

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -176,7 +177,9 @@ async def send_with_retry(
     )
     # A metric dimension must not carry the org: "Dataverse https://org…" -> "Dataverse".
     system = "Dataverse" if service.startswith("Dataverse ") else service
-    host = httpx.URL(url).host  # never the path or query: a webhook URL carries its credential there
+    # Never the path or query: a webhook URL carries its credential there. urlsplit, not httpx.URL:
+    # httpx validates a URL character by character, and the client parses it again anyway.
+    host = urlsplit(url).hostname or ""
     try:
         async for attempt in retrying:
             with attempt:

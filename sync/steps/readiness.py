@@ -26,6 +26,13 @@ class Preparable(Protocol):
     async def prepare(self, org_url: str) -> None: ...
 
 
+@runtime_checkable
+class PreparableVault(Protocol):
+    """A secret source that can fetch its token before its first read (sync.adapters.keyvault)."""
+
+    async def prepare(self) -> None: ...
+
+
 class OncePerRun(Generic[K, V]):
     """Runs one lookup per key per run and shares the answer (or the error) with every caller.
 
@@ -60,15 +67,34 @@ class ReadinessChecks:
     `warm` starts the admin check (and, given `prepare`, the Dataverse token) of every environment
     a secret will reach while its value is still being read, so stage 2 and 3 do not each pay a
     round trip before their first write: a rotation's time stays close to its critical path.
+    Given `prepare_vault`, the first `warm` of a run also starts the vault's token fetch, which
+    then overlaps Key Vault's authentication challenge (sync.adapters.keyvault).
     """
 
     def __init__(
-        self, directory: EnvironmentDirectory, prepare: Callable[[str], Awaitable[None]] | None = None
+        self,
+        directory: EnvironmentDirectory,
+        prepare: Callable[[str], Awaitable[None]] | None = None,
+        prepare_vault: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._statuses: OncePerRun[str, EnvironmentStatus] = OncePerRun(directory.get_environment)
         self._prepared: OncePerRun[str, None] | None = OncePerRun(prepare) if prepare else None
+        self._vault: OncePerRun[None, None] | None = (
+            OncePerRun(lambda _: prepare_vault()) if prepare_vault else None
+        )
+
+    @classmethod
+    def for_run(cls, directory: EnvironmentDirectory, values: object, secrets: object) -> ReadinessChecks:
+        """Checks that also warm what `values` (Dataverse) and `secrets` (Key Vault) can prepare."""
+        return cls(
+            directory,
+            values.prepare if isinstance(values, Preparable) else None,
+            secrets.prepare if isinstance(secrets, PreparableVault) else None,
+        )
 
     def warm(self, environments: Iterable[Environment]) -> None:
+        if self._vault is not None:
+            self._vault.start(None)
         for environment in environments:
             self._statuses.start(environment.id)
             if self._prepared is not None:
@@ -86,5 +112,6 @@ class ReadinessChecks:
 
     def close(self) -> None:
         self._statuses.close()
-        if self._prepared is not None:
-            self._prepared.close()
+        for warming in (self._prepared, self._vault):
+            if warming is not None:
+                warming.close()

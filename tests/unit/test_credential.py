@@ -70,6 +70,27 @@ async def test_the_runtime_uses_the_managed_identity_in_azure(environ: dict[str,
         await local.aclose()
 
 
+async def test_the_vault_token_is_fetched_ahead_only_where_the_credential_caches_it(
+    environ: dict[str, str],
+) -> None:
+    """The managed identity caches its tokens; the developer tools the local chain may end at (Azure
+    CLI, azd, PowerShell) do not, so there a prefetch would be one more tool run, not a cache fill."""
+    settings = load_settings(environ)
+    loop = asyncio.get_running_loop()
+    emulated = {"IDENTITY_ENDPOINT": "http://127.0.0.1:1/msi/token", "IDENTITY_HEADER": "h"}
+    runtimes = {
+        "azure": build_runtime(settings, loop, {"WEBSITE_INSTANCE_ID": "a1b2c3"}),
+        "identity endpoint": build_runtime(settings, loop, emulated),
+        "developer chain": build_runtime(settings, loop, {}),
+    }
+    try:
+        prefetches = {name: runtime.secrets.prefetches for name, runtime in runtimes.items()}
+        assert prefetches == {"azure": True, "identity endpoint": True, "developer chain": False}
+    finally:
+        for runtime in runtimes.values():
+            await runtime.aclose()
+
+
 async def test_in_azure_a_stray_principal_secret_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     """Against the emulator's App Service identity endpoint: the managed identity answers, although
     the environment also names a service principal (which DefaultAzureCredential would try first)."""

@@ -294,3 +294,27 @@ async def test_reconcile_reads_each_secret_once(mapping: Mapping) -> None:
     assert secrets.reads == ["sql-conn-password", "graph-client-secret"]
     assert len(report.results) == 5
     assert len(directory.calls) == 3  # one admin check per environment per run
+
+
+class PreparedSecrets(Secrets):
+    """A secret source that can fetch its token ahead (sync.adapters.keyvault.KeyVaultReader)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    async def prepare(self) -> None:
+        self.events.append("prepare")
+
+    async def get_current(self, name: str) -> SecretSnapshot:
+        self.events.append(f"read {name}")
+        return await super().get_current(name)
+
+
+async def test_the_vault_token_is_fetched_once_per_run(mapping: Mapping) -> None:
+    secrets = PreparedSecrets()
+    with correlation("cid"):
+        await engine(mapping, secrets=secrets).sync_secrets(mapping.secret_names(), Trigger.RECONCILE)
+    # Started by the run's warm-up (with the reads, not after them), once however many secrets it reads.
+    assert secrets.events.count("prepare") == 1
+    assert sorted(secrets.events) == ["prepare", "read graph-client-secret", "read sql-conn-password"]
