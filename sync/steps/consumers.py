@@ -47,14 +47,20 @@ async def refresh_consumers(
     outcomes: list[tuple[TargetResult, Change | None]],
     targets: list[Target],
 ) -> list[TargetResult]:
-    """Each result, refreshed by every consumer where this run wrote the value."""
+    """Each result, refreshed by every consumer where this run wrote the value.
+
+    Consumers are independent (flows and agents read the value each on their own), so they run
+    concurrently: a stage's refresh costs the slowest consumer's round trips, not their sum, which
+    matters after the last stage, where the card waits for it.
+    """
 
     async def refresh(result: TargetResult, change: Change | None, target: Target) -> TargetResult:
         if change is None or not change.wrote:
             return result
-        for consumer in consumers:
-            result = await consumer.refresh(target, change, result)
-        return result
+        refreshed = await asyncio.gather(
+            *(consumer.refresh(target, change, result) for consumer in consumers)
+        )
+        return merged(result, refreshed)
 
     return list(
         await asyncio.gather(
@@ -64,3 +70,23 @@ async def refresh_consumers(
             )
         )
     )
+
+
+def merged(result: TargetResult, refreshed: Sequence[TargetResult]) -> TargetResult:
+    """What each consumer recorded on its copy of the result, together; reasons added up."""
+    update: dict[str, object] = {}
+    reasons = [result.reason] if result.reason else []
+    for each in refreshed:
+        for name in type(result).model_fields:
+            value = getattr(each, name)
+            if value == getattr(result, name):
+                continue
+            if name == "reason":  # what the consumer added to the reason it was given
+                added = value.removeprefix(result.reason).removeprefix("; ") if result.reason else value
+                if added and added not in reasons:
+                    reasons.append(added)
+            else:
+                update[name] = value
+    if reasons:
+        update["reason"] = "; ".join(reasons)
+    return result.model_copy(update=update)
