@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -136,6 +137,18 @@ class Mapping(_Strict):
         if row.environments is None:
             return list(self.environments)
         return [self.environment(name) for name in row.environments]
+
+    @cached_property
+    def _rows_by_secret(self) -> dict[str, list[tuple[int, SecretRow]]]:
+        found: dict[str, list[tuple[int, SecretRow]]] = {}
+        for index, row in enumerate(self.secrets):
+            found.setdefault(row.secret, []).append((index, row))
+        return found
+
+    def rows_of(self, secret: str) -> list[tuple[int, SecretRow]]:
+        """The rows (with their index) a secret feeds, in mapping order; indexed once, because a
+        reconcile asks for every secret and a scan per secret is quadratic in the mapping's size."""
+        return self._rows_by_secret.get(secret, [])
 
     def secret_names(self) -> list[str]:
         """Every mapped secret, once each, in mapping order."""

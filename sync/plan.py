@@ -37,8 +37,7 @@ def targets_for(mapping: Mapping, secret: str) -> list[Target]:
     """
     targets = [
         target
-        for index, row in enumerate(mapping.secrets)
-        if row.secret == secret
+        for index, row in mapping.rows_of(secret)
         for environment in mapping.environments_of(row)
         for target in _row_targets(row, index, environment)
     ]
