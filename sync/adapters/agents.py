@@ -21,15 +21,16 @@ import random
 import re
 from collections.abc import AsyncIterator, Collection
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-import httpx
-
 from sync import deadline
+from sync.adapters.agent_throttle import is_throttled
 from sync.adapters.dataverse import API_PATH, DataverseClient, raise_for_error
 from sync.adapters.dataverse_bulk import page
 from sync.adapters.dependencies import Dependencies
-from sync.adapters.http import json_object, odata_error
+from sync.adapters.http import json_object
+from sync.adapters.shared import SharedAnswers
 from sync.agent_rules import Agent, Draft, env_reference, names_in, names_pattern
 from sync.errors import PermanentError, TransientError
 from sync.mapping import GUID, SCHEMA_NAME
@@ -37,11 +38,11 @@ from sync.mapping import GUID, SCHEMA_NAME
 BOT_COLUMNS = "botid,name,schemaname,publishedon"
 PAGE_SIZE = 500
 MAX_PAGES = 200  # 100,000 components: beyond that the listing is not ours to follow
+AGENTS_SHARED_SECONDS = 30.0
 PUBLISH = "Microsoft.Dynamics.CRM.PvaPublish"
 PUBLISH_ATTEMPTS = 6
 PUBLISH_BACKOFF = 1.0
 CONFIRM_SECONDS = 60.0  # how long publishedon may take to move when no run budget is tighter
-THROTTLE_HINTS = ("429", "toomanyrequests", "throttl", "rate limit")
 _GUID = re.compile(rf"^{GUID}$")
 
 
@@ -68,30 +69,6 @@ def agent_from_row(row: dict[str, Any]) -> Agent:
         raise TransientError("Dataverse returned an agent of an unexpected shape") from None
 
 
-def is_throttled(response: httpx.Response) -> bool:
-    """Publishing's throttling: a 429, a 400 whose error wraps a 429, or a 401 with no error body."""
-    if response.status_code == 429:
-        return True
-    if response.status_code == 400:
-        code, message = odata_error(response)
-        text = f"{code} {message}".lower()
-        return any(hint in text for hint in THROTTLE_HINTS)
-    if response.status_code == 401:
-        # A token Dataverse rejects says so (WWW-Authenticate error="invalid_token", an error
-        # body); a bare 401 to a token every other call accepts is the publish throttle.
-        challenge = response.headers.get("WWW-Authenticate", "").lower()
-        return "invalid_token" not in challenge and not _has_error_body(response)
-    return False
-
-
-def _has_error_body(response: httpx.Response) -> bool:
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and isinstance(body.get("error"), dict)
-
-
 def _confirmed_parent(row: dict[str, Any], uses: re.Pattern[str]) -> set[str]:
     """The component's agent when its YAML really uses the variable; the data is not kept."""
     data, parent = row.get("data"), row.get("_parentbotid_value")
@@ -111,6 +88,18 @@ class AgentsClient:
         self._dataverse = dataverse
         self._dependencies = dependencies or Dependencies(dataverse)
         self._component_types: dict[str, int | None] = {}
+        self._any_agents: SharedAnswers[bool] = SharedAnswers(AGENTS_SHARED_SECONDS)
+
+    async def has_agents(self, org: str) -> bool:
+        """Whether the environment has any agent at all, asked once per AGENTS_SHARED_SECONDS and
+        shared by every variable of a run: most environments have none, and then there is nothing
+        to search or publish (one request per environment instead of one per changed variable)."""
+        return await self._any_agents.get(org, partial(self._first_agent, org))
+
+    async def _first_agent(self, org: str) -> bool:
+        async for _ in self._pages(org, "bots", {"$select": "botid", "$top": "1"}):
+            return True
+        return False
 
     async def _pages(self, org: str, path: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Every row of a listing, page by page; a missing table (404) is an empty listing."""
@@ -142,6 +131,8 @@ class AgentsClient:
         """The agents whose components use `Env.<schema name>`: dependents and text matches, confirmed."""
         if not SCHEMA_NAME.match(schema_name):
             raise PermanentError(f"{schema_name!r} is not a valid environment variable schema name")
+        if not await self.has_agents(org):
+            return []
         uses = env_reference(schema_name)
         bot_ids: set[str] = set()
         literal = schema_name.replace("'", "''")

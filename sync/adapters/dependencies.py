@@ -8,11 +8,11 @@ instead of one per consumer.
 
 from __future__ import annotations
 
-import asyncio
-import time
+from functools import partial
 
 from sync.adapters.dataverse import DataverseClient, raise_for_error
 from sync.adapters.http import json_object
+from sync.adapters.shared import SharedAnswers
 
 COMPONENT_DEFINITION = 380  # environmentvariabledefinition
 SHARED_SECONDS = 30.0
@@ -23,18 +23,12 @@ class Dependencies:
 
     def __init__(self, dataverse: DataverseClient) -> None:
         self._dataverse = dataverse
-        self._answers: dict[tuple[str, str], tuple[float, asyncio.Future[list[tuple[int, str]]]]] = {}
+        self._answers: SharedAnswers[list[tuple[int, str]]] = SharedAnswers(SHARED_SECONDS)
 
     async def of_definition(self, org_url: str, definition_id: str) -> list[tuple[int, str]]:
         """(dependentcomponenttype, dependentcomponentobjectid) of every recorded dependent."""
-        key, now = (org_url, definition_id.lower()), time.monotonic()
-        cached = self._answers.get(key)
-        if cached is None or now - cached[0] > SHARED_SECONDS or (cached[1].done() and cached[1].exception()):
-            cached = (now, asyncio.ensure_future(self._read(org_url, definition_id)))
-            self._answers[key] = cached
-            for stale in [k for k, (at, _) in self._answers.items() if now - at > SHARED_SECONDS]:
-                del self._answers[stale]
-        return await asyncio.shield(cached[1])
+        key = (org_url, definition_id.lower())
+        return await self._answers.get(key, partial(self._read, org_url, definition_id))
 
     async def _read(self, org_url: str, definition_id: str) -> list[tuple[int, str]]:
         response = await self._dataverse.request(

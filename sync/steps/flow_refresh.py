@@ -22,14 +22,13 @@ flow that fails is a failure of that flow, never a rollback of the value.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
 from typing import Protocol, TypeVar
 
 from sync.adapters.connection_model import Permission
 from sync.adapters.connections import ConnectionNotFound, NotEditable
 from sync.adapters.flows import OFF, ON, ActivationRefused, Flow, FlowsClient
+from sync.adapters.shared import SharedAnswers
 from sync.errors import LockstepError
 from sync.models import FlowOutcome, FlowResult, Target
 from sync.redact import scrub
@@ -67,19 +66,6 @@ class ConnectionPermissions(Protocol):
     ) -> list[Permission]: ...
 
 
-def _shared(
-    cache: dict[Hashable, tuple[float, asyncio.Future[T]]], key: Hashable, make: Callable[[], Awaitable[T]]
-) -> asyncio.Future[T]:
-    """One answer per key for LISTING_SECONDS, shared by every flow and target asking (a reconcile
-    repairing 50 variables in one environment lists its flows once); a failed answer is asked again."""
-    now = time.monotonic()
-    cached = cache.get(key)
-    if cached is None or now - cached[0] > LISTING_SECONDS or (cached[1].done() and cached[1].exception()):
-        cached = (now, asyncio.ensure_future(make()))
-        cache[key] = cached
-    return asyncio.shield(cached[1])
-
-
 class FlowRefresh:
     """Implements the engine's FlowRefresher over the Dataverse flows API."""
 
@@ -89,21 +75,23 @@ class FlowRefresh:
         self._flows = flows
         self._connections = connections
         self._as_owner = as_owner
-        self._listings: dict[Hashable, tuple[float, asyncio.Future[list[Flow]]]] = {}
-        self._references: dict[Hashable, tuple[float, asyncio.Future[dict[str, dict[str, str]]]]] = {}
-        self._identity: dict[Hashable, tuple[float, asyncio.Future[str]]] = {}
-        self._permissions: dict[Hashable, tuple[float, asyncio.Future[list[Permission]]]] = {}
+        # One answer per environment (or connection) for LISTING_SECONDS, shared by every flow and
+        # target asking: a reconcile repairing 50 variables in one environment lists its flows once.
+        self._listings: SharedAnswers[list[Flow]] = SharedAnswers(LISTING_SECONDS)
+        self._references: SharedAnswers[dict[str, dict[str, str]]] = SharedAnswers(LISTING_SECONDS)
+        self._identity: SharedAnswers[str] = SharedAnswers(LISTING_SECONDS)
+        self._permissions: SharedAnswers[list[Permission]] = SharedAnswers(LISTING_SECONDS)
 
     def _listing(self, org: str) -> asyncio.Future[list[Flow]]:
-        return _shared(self._listings, org, partial(self._flows.cloud_flows, org))
+        return self._listings.get(org, partial(self._flows.cloud_flows, org))
 
     async def _not_usable(self, org: str, environment_id: str, flow: Flow) -> str | None:
         """Why Lockstep could not turn the flow on again (its connections are not given to it), or
         None; asked before the flow is turned off. Raises LockstepError when it cannot tell."""
         if not flow.connection_references:
             return None
-        references = await _shared(self._references, org, partial(self._flows.connection_references, org))
-        me = await _shared(self._identity, org, partial(self._flows.caller_object_id, org))
+        references = await self._references.get(org, partial(self._flows.connection_references, org))
+        me = await self._identity.get(org, partial(self._flows.caller_object_id, org))
         problems = []
         for logical in flow.connection_references:
             bound = references.get(logical) or {}
@@ -114,7 +102,7 @@ class FlowRefresh:
                 continue
             ask = partial(self._connections.permissions, environment_id, connector, connection)
             try:
-                permissions = await _shared(self._permissions, (environment_id, connector, connection), ask)
+                permissions = await self._permissions.get((environment_id, connector, connection), ask)
             except (NotEditable, ConnectionNotFound):
                 permissions = []
             if not any(permission.principal_id == me for permission in permissions):

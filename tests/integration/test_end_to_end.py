@@ -192,9 +192,9 @@ async def test_deleted_secret_is_a_reported_failure(
 
 async def test_http_request_budget_per_rotation(scenario: Scenario, emulator: Emulator) -> None:
     """Three targets: 1 Key Vault read, 3 admin checks, 3 reads + 3 writes + 3 read-backs, 1 card,
-    and per changed target 2 reads to find the flows and agents that use the variable (the
-    dependencies, shared by both, and the flow listing) and 1 search of the agents' topics for
-    it (none here), plus, once per organisation and process, the bot components' type code.
+    and per changed target 2 reads to find the flows that use the variable (its dependencies and
+    the flow listing), plus 1 look per environment for any agent at all (none here, so no agent
+    search follows).
 
     Counted as answered requests: the Key Vault SDK's 401 challenge round trip happens once per
     vault per process (its challenge cache is process-wide), so it is not part of the budget.
@@ -206,7 +206,7 @@ async def test_http_request_budget_per_rotation(scenario: Scenario, emulator: Em
     for request in emulator.requests:
         if request.service not in ("proxy", "identity") and request.status < 400:
             by_service[request.service] = by_service.get(request.service, 0) + 1
-    assert by_service == {"keyvault": 1, "admin": 3, "dataverse": 9 + 3 * 3 + 3, "teams": 1}
+    assert by_service == {"keyvault": 1, "admin": 3, "dataverse": 9 + 3 * 2 + 3, "teams": 1}
 
 
 async def test_spans_carry_names_and_outcomes(scenario: Scenario) -> None:

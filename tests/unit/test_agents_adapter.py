@@ -59,6 +59,7 @@ def bot(bot_id: str, name: str, published: str | None = "2024-05-01T10:00:00Z") 
 
 
 def mock_bots() -> None:
+    respx.get(f"{API}/bots").respond(json={"value": [{"botid": BOT_A}]})  # the environment has agents
     for bot_id, name in ((BOT_A, "Alpha"), (BOT_B, "Beta"), (BOT_C, "Gamma")):
         respx.get(f"{API}/bots({bot_id})").respond(json=bot(bot_id, name))
 
@@ -121,13 +122,26 @@ async def test_agents_found_by_dependency_use_the_organisations_type_code(client
 
 @respx.mock
 async def test_no_copilot_studio_means_no_agents(client: AgentsClient) -> None:
-    respx.get(f"{API}/botcomponents").respond(404, json={"error": {"code": "0x8006088a", "message": "no"}})
-    respx.get(f"{API}/solutioncomponentdefinitions").respond(404)
+    bots = respx.get(f"{API}/bots").respond(404, json={"error": {"code": "0x8006088a", "message": "no"}})
+    search = respx.get(f"{API}/botcomponents").respond(404)
     assert await client.agents_using(ORG, VAR, DEFINITION) == []
+    assert bots.call_count == 1 and search.call_count == 0
+
+
+@respx.mock
+async def test_an_environment_without_agents_is_asked_once_and_never_searched(client: AgentsClient) -> None:
+    """Most environments have no agent: one look per environment, not a search per variable."""
+    bots = respx.get(f"{API}/bots").respond(json={"value": []})
+    search = respx.get(f"{API}/botcomponents").respond(json={"value": []})
+    for name in ("contoso_ApiKey", "contoso_Other", "contoso_Third"):
+        assert await client.agents_using(ORG, name, DEFINITION) == []
+    assert bots.call_count == 1 and search.call_count == 0
+    assert bots.calls.last.request.url.params["$top"] == "1"
 
 
 @respx.mock
 async def test_a_next_link_outside_the_organisation_is_not_followed(client: AgentsClient) -> None:
+    mock_bots()
     respx.get(f"{API}/botcomponents").respond(
         json={"value": [], "@odata.nextLink": "https://evil.example/api/data/v9.2/botcomponents?x=1"}
     )
