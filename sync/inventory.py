@@ -135,10 +135,6 @@ class Inventory:
             [row for _, rows in per_environment for row in rows],
         )
 
-    async def agents_by_target(self, targets: Sequence[Target]) -> dict[str, list[str]]:
-        """'environment/env_var' -> names of the agents that use it (for the near-expiry card)."""
-        return {f"{row.environment}/{row.env_var}": list(row.agents) for row in await self.collect(targets)}
-
     async def _agents_of(self, org: str, definitions: dict[str, Definition]) -> dict[str, tuple[str, ...]]:
         if self._agents is None:
             return {}

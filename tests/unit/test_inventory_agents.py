@@ -7,7 +7,7 @@ from typing import Any
 
 from sync.adapters.flows import Flow
 from sync.agent_rules import Agent
-from sync.inventory import Inventory
+from sync.inventory import Inventory, breaks
 from sync.mapping import Environment
 from sync.models import Definition, Target
 
@@ -50,11 +50,12 @@ async def test_agents_per_variable_make_it_in_use() -> None:
         Target(environment=DEV, env_var="contoso_Sql", secret="sql"),
         Target(environment=DEV, env_var="contoso_Graph", secret="graph"),
     ]
-    rows: dict[str, Any] = {row.env_var: row for row in await inventory.collect(targets)}
+    collected = await inventory.collect(targets)
+    rows: dict[str, Any] = {row.env_var: row for row in collected}
     assert rows["contoso_Sql"].agents == ("Help desk",) and rows["contoso_Sql"].state == "in_use"
     assert rows["contoso_Graph"].agents == () and rows["contoso_Graph"].state == "unused"
     assert ("https://a.crm.dynamics.com", "contoso_Sql", "d1") in agents.asked
-    assert await inventory.agents_by_target(targets) == {
+    assert breaks(collected, [])[1] == {  # what the near-expiry card names
         "dev/contoso_Sql": ["Help desk"],
         "dev/contoso_Graph": [],
     }
