@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import SecretStr
@@ -27,6 +28,7 @@ EXPAND = f"{VALUES}($select=environmentvariablevalueid,value)"
 # Characters of schema-name literals per request: with the rest of the query and percent-encoding
 # the URL stays under ~8 KB, well inside Dataverse's 32 KB and any proxy's limit.
 CHUNK_CHARACTERS = 4000
+QUERY_SAFE = "$(),'=:"
 CHUNK_NAMES = 200
 PAGE_SIZE = 1000
 # A definitions listing that pages more than this is not ours to follow (a server bug or a loop).
@@ -47,6 +49,14 @@ def chunks(names: Sequence[str]) -> Iterator[list[str]]:
         size += len(name) + 3
     if chunk:
         yield chunk
+
+
+def query_url(path: str, params: dict[str, str]) -> str:
+    """The URL with its query encoded here, once. Given `params`, httpx checks and quotes the
+    ~6 KB query character by character in Python (~1.3 ms of CPU per URL, and the URL was built
+    more than once per request); an already-encoded query it only scans. OData's own punctuation
+    stays readable; everything else (brackets included) is percent-encoded."""
+    return f"{path}?{urlencode(params, quote_via=quote, safe=QUERY_SAFE)}"
 
 
 def in_filter(names: Sequence[str]) -> str:
@@ -113,11 +123,13 @@ async def read_definitions(
     found: dict[str, Definition] = {}
     unique = list(dict.fromkeys(schema_names))
     for chunk in chunks(unique):
-        params: dict[str, str] | None = {"$filter": in_filter(chunk), "$select": SELECT, "$expand": EXPAND}
-        url = f"{api_base}/environmentvariabledefinitions"
-        seen = {str(httpx.URL(url, params=params))}
+        url = query_url(
+            f"{api_base}/environmentvariabledefinitions",
+            {"$filter": in_filter(chunk), "$select": SELECT, "$expand": EXPAND},
+        )
+        seen = {url}
         for _ in range(MAX_PAGES):
-            response = await send(url, params)
+            response = await send(url, None)
             if not response.is_success:
                 raise PermanentError(
                     f"Dataverse refused the bulk definitions read: HTTP {response.status_code} "
@@ -139,10 +151,10 @@ async def read_definitions(
                     "the definitions listing would never end"
                 )
             seen.add(next_link)
-            url, params = next_link, None
+            url = next_link
         else:
             raise TransientError(f"the definitions listing did not end after {MAX_PAGES} pages")
     return found
 
 
-__all__ = ["PAGE_SIZE", "chunks", "definition_from_row", "in_filter", "read_definitions"]
+__all__ = ["PAGE_SIZE", "chunks", "definition_from_row", "in_filter", "query_url", "read_definitions"]

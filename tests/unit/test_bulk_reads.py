@@ -12,7 +12,7 @@ import respx
 from azure.core.credentials import AccessToken
 
 from sync.adapters.dataverse import DataverseClient
-from sync.adapters.dataverse_bulk import CHUNK_NAMES, chunks, in_filter
+from sync.adapters.dataverse_bulk import CHUNK_NAMES, chunks, in_filter, query_url
 from sync.adapters.http import RetryPolicy
 from sync.errors import PermanentError, TransientError
 from sync.mapping import Mapping, parse_mapping
@@ -197,3 +197,16 @@ async def test_definition_missing_from_the_bulk_answer_is_read_singly(mapping: M
     report = await run_reconcile(mapping, store)
     dev = {(r.environment, r.env_var): r for r in report.results}[("dev", "contoso_GraphSecret")]
     assert dev.outcome is Outcome.FAILED and "no environment variable definition" in dev.reason
+
+
+def test_the_bulk_query_is_encoded_once_and_httpx_keeps_it_as_it_is() -> None:
+    """httpx re-quotes a query given as `params` character by character (~1.3 ms per 6 KB URL);
+    the URL Lockstep sends is encoded already, so httpx leaves it alone, and decodes to the same
+    filter, select and expand."""
+    names = [f"contoso_Name{i:03d}" for i in range(CHUNK_NAMES)]
+    params = {"$filter": in_filter(names), "$select": "a,b", "$expand": "x($select=y)"}
+    url = query_url(LIST_URL, params)
+    assert str(httpx.URL(url)) == url
+    assert dict(httpx.URL(url).params) == params
+    assert "[" not in url and "]" not in url  # not allowed unencoded in a query (RFC 3986)
+    assert "'contoso_Name000'" in url  # OData's punctuation stays readable in logs and traces
