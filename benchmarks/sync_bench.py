@@ -17,10 +17,10 @@ prints CPU per repair: its CPU over (b)'s, per drifted target.
 
 Scenarios:
   (a) one rotation to 9 environments in 3 stages, against its critical path
-      (secret read, then per stage: read → write → read back); also when each identity and Key
-      Vault request was answered, in round trips from the start (the cold process's challenge and
-      token fetch). `--rotation-latency 1` runs it with latency far above Lockstep's CPU, so the
-      ratio counts round trips on a loaded machine too.
+      (secret read, then per stage: read → write, whose answer is the read-back); also when each
+      identity and Key Vault request was answered, in round trips from the start (the cold
+      process's challenge and token fetch). `--rotation-latency 1` runs it with latency far above
+      Lockstep's CPU, so the ratio counts round trips on a loaded machine too.
   (b) reconcile of secrets x environments, all in sync
   (c) the same with 5 % drifted
   (d) 100 duplicate events for the rotated secret
@@ -183,10 +183,10 @@ async def run_scenarios(emulator: EmulatorProcess, options: argparse.Namespace, 
     if "a" in scenarios:
         # One rotation to 9 environments in 3 stages: first on a cold process (tokens, Key
         # Vault's auth challenge), then again warm. The critical path is the secret read, then
-        # per stage read -> write -> read back.
+        # per stage read -> write (the write's answer carries the row as stored: no read-back).
         rotation_latency = options.rotation_latency or latency
         emulator.call("latency", rotation_latency)
-        critical = (1 + 3 * 3) * rotation_latency
+        critical = (1 + 3 * 2) * rotation_latency
         for label in ("cold", "warm"):
             emulator.call("rotate", ROTATED, canary("rotated-"))
             result = await measure(
@@ -197,7 +197,7 @@ async def run_scenarios(emulator: EmulatorProcess, options: argparse.Namespace, 
             )
             print(
                 f"{'':46}{vault_path(result.answered, result.started, rotation_latency)}\n"
-                f"{'':46}critical path {critical:.2f} s (1 + 3 stages x read, write, read back, "
+                f"{'':46}critical path {critical:.2f} s (1 + 3 stages x read, write, "
                 f"{rotation_latency * 1000:.0f} ms each); ratio {result.seconds / critical:.2f}\n"
             )
         emulator.call("latency", latency)

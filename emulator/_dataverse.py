@@ -207,7 +207,7 @@ def _route(
     if segment == "environmentvariablevalues":
         _require_method(method, "POST")
         assert body is not None
-        return _create_value(env, body, base)
+        return _create_value(env, request, body, base)
     key_match = VALUE_KEY.match(segment)
     if key_match is not None:
         row_id = _guid(key_match.group(1))

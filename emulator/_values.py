@@ -3,6 +3,11 @@
 Faithful to what makes writes safe or unsafe: a POST always adds a row (Dataverse has no key that
 stops a second value row), `If-Match` guards updates and deletes, `If-None-Match: *` makes an upsert
 create-only. Scripted refusals and reverts (per environment) let tests reach every branch.
+
+A write that carries `Prefer: return=representation` is answered like Dataverse answers it: the
+row as stored after the write (a scripted revert shows the reverted value), `200 OK` for an update
+and `201 Created` for a create, with `Preference-Applied` and the columns `$select` names. Without
+the preference a write answers `204 No Content`.
 """
 
 from __future__ import annotations
@@ -74,6 +79,30 @@ def _get_value(env: EnvironmentState, request: web.Request, row_id: str, base: s
         200,
         {"@odata.context": f"{base}$metadata#environmentvariablevalues({','.join(columns)})/$entity", **body},
     )
+
+
+def _wants_representation(request: web.Request) -> bool:
+    """Whether the Prefer header (comma-separated preferences) asks for the written row back."""
+    preferences = request.headers.get("Prefer", "").split(",")
+    return any(part.strip().lower() == "return=representation" for part in preferences)
+
+
+def _written(request: web.Request, row: ValueRow, columns: list[str], base: str, status: int) -> web.Response:
+    """A write's answer: the row as stored when asked for (`status`), else 204 with its id."""
+    if not _wants_representation(request):
+        return empty_response(204, headers={"OData-Version": "4.0", **_entity_id(base, row.id)})
+    context = f"{base}$metadata#environmentvariablevalues({','.join(columns)})/$entity"
+    return _response(
+        status,
+        {"@odata.context": context, **_value_json(row, columns)},
+        headers={"Preference-Applied": "return=representation"},
+    )
+
+
+def _write_columns(request: web.Request) -> list[str]:
+    """The columns a write's representation carries (`$select`; every column without it)."""
+    options = _query_options(request, {"$select"})
+    return _select(options.get("$select"), VALUE_COLUMNS, VALUE_TYPE)
 
 
 def _check_properties(body: dict[str, Any], allow_bind: bool) -> None:
@@ -155,13 +184,18 @@ def _entity_id(base: str, row_id: str) -> dict[str, str]:
 
 
 def _create_value(
-    env: EnvironmentState, body: dict[str, Any], base: str, row_id: str | None = None
+    env: EnvironmentState,
+    request: web.Request,
+    body: dict[str, Any],
+    base: str,
+    row_id: str | None = None,
 ) -> web.Response:
     """POST (a new id) or an upsert PATCH to a key that does not exist (that id).
 
     Like Dataverse, nothing stops a second value row for the same definition: a client that
     creates twice (a retried POST whose answer was lost, two racing instances) leaves two rows.
     """
+    columns = _write_columns(request)
     _check_properties(body, allow_bind=True)
     for required in ("value", "schemaname", BIND_PROPERTY):
         if required not in body:
@@ -197,18 +231,18 @@ def _create_value(
         row_version=env.next_version(),
     )
     env.values[row.id] = row
-    return empty_response(204, headers={"OData-Version": "4.0", **_entity_id(base, row.id)})
+    return _written(request, row, columns, base, 201)
 
 
 def _update_value(
     env: EnvironmentState, request: web.Request, row_id: str, body: dict[str, Any], base: str
 ) -> web.Response:
-    _query_options(request, set())
+    columns = _write_columns(request)
     row = env.values.get(row_id)
     if row is None:
         if request.headers.get("If-Match") is not None:  # update only: never create
             raise _row_not_found("environmentvariablevalue", row_id)
-        return _create_value(env, body, base, row_id)  # upsert: PATCH to a new key creates it
+        return _create_value(env, request, body, base, row_id)  # upsert: PATCH to a new key creates it
     if request.headers.get("If-None-Match", "").strip() == "*":  # create only: never overwrite
         raise ODataError(412, CODE_DUPLICATE, "A record with matching key values already exists.")
     _check_properties(body, allow_bind=False)
@@ -228,4 +262,4 @@ def _update_value(
     if "schemaname" in body:
         row.schema_name = body["schemaname"]
     row.row_version = env.next_version()
-    return empty_response(204, headers={"OData-Version": "4.0", **_entity_id(base, row.id)})
+    return _written(request, row, columns, base, 200)

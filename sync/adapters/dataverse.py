@@ -3,6 +3,11 @@
 One GET returns the definition and its value row (`$expand`), so deciding costs one request.
 Updates carry `If-Match` so a concurrent writer surfaces as WriteConflict (412) instead of
 being silently overwritten; the engine then re-reads and re-plans.
+
+Writes ask for the row back (`Prefer: return=representation`, `$select` of the columns verify
+needs): Dataverse answers with the row as stored after the write, synchronous plug-ins included
+("Update with data returned" in Microsoft's Web API documentation), so verifying a write costs
+no second request. A server that answers 204 anyway leaves verify to read the row back.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from sync.adapters.http import BearerTokenAuth, RetryPolicy, json_object, odata_
 from sync.adapters.references import held_value
 from sync.errors import PermanentError, TransientError
 from sync.mapping import SCHEMA_NAME
-from sync.models import Definition
+from sync.models import Definition, ValueRow
 from sync.redact import register
 from sync.targets import base
 
@@ -33,6 +38,9 @@ ODATA_HEADERS = {
 VALUES = "environmentvariabledefinition_environmentvariablevalue"
 # Navigation property names are case-sensitive: any other casing is a 400.
 DEFINITION_BIND = "EnvironmentVariableDefinitionId@odata.bind"
+# What a write asks back: the row as stored, only the columns verify compares (the etag comes anyway).
+RETURN_ROW = {"Prefer": "return=representation"}
+ROW_COLUMNS = {"$select": "environmentvariablevalueid,value"}
 
 
 VALUE_ROW_NAMESPACE = uuid.UUID("6f0c2a4e-1d7b-5c3e-9a8f-4b2d6e1c7a90")
@@ -108,23 +116,27 @@ class DataverseClient:
             )
         return definition
 
-    async def update_value(self, org_url: str, row_id: str, etag: str, value: SecretStr) -> None:
-        """PATCH the value row, only if it is still the version we read."""
+    async def update_value(self, org_url: str, row_id: str, etag: str, value: SecretStr) -> ValueRow | None:
+        """PATCH the value row, only if it is still the version we read; the row as stored after
+        the write, or None when the answer did not carry it (see `stored_row`)."""
         response = await self.request(
             org_url,
             "PATCH",
             f"environmentvariablevalues({row_id})",
-            headers={"If-Match": etag, "Content-Type": "application/json"},
+            headers={"If-Match": etag, "Content-Type": "application/json", **RETURN_ROW},
+            params=ROW_COLUMNS,
             json={"value": value.get_secret_value()},
         )
         if response.status_code in (404, 412):
             raise WriteConflict(f"value row changed or vanished while updating (HTTP {response.status_code})")
         raise_for_error(response, "updating the value", value)
+        return stored_row(response, row_id)
 
     async def create_value(
         self, org_url: str, definition_id: str, schema_name: str, value: SecretStr
-    ) -> None:
-        """Create the value row, exactly once, whatever happens to the answer.
+    ) -> ValueRow | None:
+        """Create the value row, exactly once, whatever happens to the answer; the row as stored
+        after the write, or None when the answer did not carry it (see `stored_row`).
 
         The row's id is derived from its definition's id, and the create is an upsert that
         refuses to overwrite (`PATCH environmentvariablevalues(<id>)` with `If-None-Match: *`).
@@ -132,11 +144,13 @@ class DataverseClient:
         existing row (412, WriteConflict: re-read and re-plan) instead of adding a second value
         row, which would leave Dataverse with two values for one variable.
         """
+        row_id = value_row_id(definition_id)
         response = await self.request(
             org_url,
             "PATCH",
-            f"environmentvariablevalues({value_row_id(definition_id)})",
-            headers={"If-None-Match": "*", "Content-Type": "application/json"},
+            f"environmentvariablevalues({row_id})",
+            headers={"If-None-Match": "*", "Content-Type": "application/json", **RETURN_ROW},
+            params=ROW_COLUMNS,
             json={
                 "value": value.get_secret_value(),
                 "schemaname": schema_name,
@@ -148,6 +162,7 @@ class DataverseClient:
                 "the value row exists already (created concurrently, or an earlier answer was lost)"
             )
         raise_for_error(response, "creating the value", value)
+        return stored_row(response, row_id)
 
     async def get_definitions(self, org_url: str, schema_names: Sequence[str]) -> dict[str, Definition]:
         """Many definitions with their value rows in few requests, keyed by lower-case schema name.
@@ -195,6 +210,32 @@ class DataverseClient:
             raise TransientError(
                 f"Dataverse answered WhoAmI with HTTP {response.status_code} and an unexpected body"
             ) from None
+
+
+def stored_row(response: httpx.Response, row_id: str) -> ValueRow | None:
+    """The value row `row_id` as a successful write's answer carries it, or None.
+
+    None when the server answered without the row (204: the preference ignored) or with a body
+    that is not that row; the caller then reads the row back. The body is the stored value (ours,
+    or what a plug-in left there, possibly the previous credential): it is registered for
+    redaction and nothing of it ever goes into a message.
+    """
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    found, etag, raw = body.get("environmentvariablevalueid"), body.get("@odata.etag"), body.get("value")
+    if not isinstance(found, str) or found.lower() != row_id.lower() or not isinstance(etag, str):
+        return None
+    if "value" not in body or not (raw is None or isinstance(raw, str)):
+        return None
+    row = ValueRow(id=found, value=None if raw is None else SecretStr(raw), etag=etag)
+    register(row.value)  # the object the row holds, for as long as it holds it
+    return row
 
 
 def raise_for_error(response: httpx.Response, action: str, value: SecretStr | None = None) -> None:

@@ -4,9 +4,11 @@ The first kind of target behind sync.targets.base. Reading costs one request per
 definition with its value row, `$expand`), or, for the reconcile, one request per ~200 targets
 of an environment (sync.steps.prefetch). Updates carry the row's etag and creates refuse to
 overwrite, so a concurrent writer surfaces as WriteConflict and the engine re-reads and
-re-decides. A write is read back: a value that did not stick is a failure, not a success.
+re-decides. A write is verified against the row as stored: a value that did not stick is a
+failure, not a success. The write's own answer carries that row (`Prefer: return=representation`),
+so verifying costs no request; when a server answers without it, the row is read back instead.
 Restoring puts back the value the row held before (kept in memory only), or deletes the row this
-run created, each guarded by the etag read back after our own write.
+run created, each guarded by the etag of the row as stored after our own write.
 
 A Secret-type definition holds a Key Vault reference, not a value: given the configured vault,
 its read is handed to the reference check (sync.targets.references), which decides `reference`
@@ -23,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import SecretStr
 
 from sync.errors import LockstepError, PermanentError
-from sync.models import Definition, DefinitionType, Outcome, SecretSnapshot, Target
+from sync.models import Definition, DefinitionType, Outcome, SecretSnapshot, Target, ValueRow
 from sync.plan import Create, NoChange, Refuse, Update, plan_write
 from sync.steps.prefetch import NOT_PREFETCHED, BulkDefinitions, DefinitionPrefetch, NotPrefetched
 from sync.targets import base
@@ -35,10 +37,12 @@ class EnvironmentValues(Protocol):
     """The Dataverse calls this kind makes (sync.adapters.dataverse.DataverseClient)."""
 
     async def get_definition(self, org_url: str, schema_name: str) -> Definition | None: ...
-    async def update_value(self, org_url: str, row_id: str, etag: str, value: SecretStr) -> None: ...
+    async def update_value(
+        self, org_url: str, row_id: str, etag: str, value: SecretStr
+    ) -> ValueRow | None: ...
     async def create_value(
         self, org_url: str, definition_id: str, schema_name: str, value: SecretStr
-    ) -> None: ...
+    ) -> ValueRow | None: ...
     async def delete_value(self, org_url: str, row_id: str, etag: str) -> None: ...
 
 
@@ -48,7 +52,7 @@ class _Bulk(BulkDefinitions, Protocol):
 
 
 class ReadbackMismatch(PermanentError):
-    """The value read back after a successful write is not the value written.
+    """The row as stored after a successful write does not hold the value written.
 
     Permanent for the run: something in the environment (a plug-in, a policy, another tool)
     refuses or reverts the value, and writing again would not change that.
@@ -57,7 +61,7 @@ class ReadbackMismatch(PermanentError):
 
 @dataclass(frozen=True)
 class Written:
-    """What restore needs: the row as read back after our write, and the value it held before.
+    """What restore needs: the row as stored after our write, and the value it held before.
 
     `previous` is a SecretStr (it may be the old credential); None for a row this run created,
     which restoring deletes.
@@ -134,6 +138,8 @@ class EnvVarRun:
         self._prefetch = prefetch
         self._references = references
         self._prefetched: set[tuple[str, str]] = set()
+        # The row as each write's answer carried it (None: answered without it), until verify.
+        self._stored: dict[tuple[str, str], ValueRow | None] = {}
 
     async def expand(self, target: Target) -> list[Target]:
         return [target]
@@ -170,17 +176,24 @@ class EnvVarRun:
         url = target.environment.url
         match decision.plan:
             case Update(row_id=row_id, etag=etag):
-                await self._values.update_value(url, row_id, etag, snapshot.value)
+                stored = await self._values.update_value(url, row_id, etag, snapshot.value)
             case Create(definition_id=definition_id, schema_name=schema_name):
-                await self._values.create_value(url, definition_id, schema_name, snapshot.value)
+                stored = await self._values.create_value(url, definition_id, schema_name, snapshot.value)
             case other:  # pragma: no cover - decide() only plans the two
                 raise AssertionError(f"unplanned write {other!r}")
+        self._stored[(url, target.env_var.lower())] = stored
 
     async def verify(
         self, target: Target, observed: Observed, decision: Write, snapshot: SecretSnapshot
     ) -> Change:
-        readback = await self._values.get_definition(target.environment.url, target.env_var)
-        row = readback.value_row if readback else None
+        """Checks the row as the write's answer carried it, or as read back when it did not."""
+        url = target.environment.url
+        row = self._stored.pop((url, target.env_var.lower()), None)
+        definition_id = observed.id if isinstance(observed, Definition) else None
+        if row is None:
+            readback = await self._values.get_definition(url, target.env_var)
+            row = readback.value_row if readback else None
+            definition_id = readback.id if readback else None
         if (
             row is None
             or row.value is None
@@ -194,7 +207,7 @@ class EnvVarRun:
         previous = before.value if before is not None and decision.outcome is Outcome.UPDATED else None
         return Change(
             decision.outcome,
-            subject_id=readback.id if readback else None,
+            subject_id=definition_id,
             memento=Written(row_id=row.id, etag=row.etag, previous=previous),
         )
 

@@ -74,3 +74,45 @@ async def test_webhook_signature_never_logged(scenario: Scenario, logs: pytest.L
     assert len(signature) >= 16
     assert signature not in logs.text
     assert "sig=" not in logs.text
+
+
+async def test_canary_in_a_writes_answer_never_leaves(
+    scenario: Scenario, emulator: Emulator, logs: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A write's answer (`Prefer: return=representation`) carries the row as stored: the new value,
+    or, when something reverts the write, the previous one. Neither leaves the process, also not
+    through the read-back mismatch it causes."""
+    previous, first, second = canary("held-"), canary("answered-"), canary("reverted-")
+    emulator.environment("dev").set_value(SQL_VAR, previous)
+    escaped: list[str] = []
+    emulator.reset_requests()
+    await deliver(scenario.rotate(SQL_SECRET, first))  # update and create, answered with the new value
+    assert set(scenario.values(SQL_VAR).values()) == {first}
+    emulator.environment("dev").set_value(SQL_VAR, previous)
+    emulator.environment("dev").revert_writes()  # the answer carries `previous`: verify fails
+    try:
+        await deliver(scenario.rotate(SQL_SECRET, second))
+    except Exception as error:
+        escaped.append(f"{type(error).__name__}: {error} {error!r}")
+    patches = [r.status for r in emulator.requests if r.service == "dataverse" and r.method == "PATCH"]
+    assert 200 in patches and 201 in patches  # the paths really ran: rows came back in the answers
+    assert "read-back after the write does not hold the new value" in logs.text
+
+    haystacks = {
+        "log text": logs.text,
+        "log records": "\n".join(
+            f"{r.getMessage()} {r.args!r} {getattr(r, 'lockstep_report', '')} {r.exc_text or ''}"
+            for r in logs.records
+        ),
+        "teams": json.dumps(emulator.teams_posts),
+        "spans": "\n".join(
+            f"{s.name} {dict(s.attributes or {})} {[(e.name, dict(e.attributes or {})) for e in s.events]}"
+            for s in SPANS.get_finished_spans()
+        ),
+        "exceptions": "\n".join(escaped),
+        "stdout/stderr": "".join(capsys.readouterr()),
+    }
+    for value in (previous, first, second):
+        for where, text in haystacks.items():
+            assert value not in text, f"secret value leaked into {where}"
+    assert scenario.values(SQL_VAR)["dev"] == previous  # the canary is where it belongs

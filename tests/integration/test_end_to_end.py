@@ -191,8 +191,9 @@ async def test_deleted_secret_is_a_reported_failure(
 
 
 async def test_http_request_budget_per_rotation(scenario: Scenario, emulator: Emulator) -> None:
-    """Three targets: 1 Key Vault read, 3 admin checks, 3 reads + 3 writes + 3 read-backs, 1 card,
-    and per changed target 2 reads to find the flows that use the variable (its dependencies and
+    """Three targets: 1 Key Vault read, 3 admin checks, 3 reads + 3 writes, 1 card (no read-backs:
+    each write's answer carries the row as stored, `Prefer: return=representation`), and per
+    changed target 2 reads to find the flows that use the variable (its dependencies and
     the flow listing), plus 1 look per environment for any agent at all (none here, so no agent
     search follows).
 
@@ -206,7 +207,9 @@ async def test_http_request_budget_per_rotation(scenario: Scenario, emulator: Em
     for request in emulator.requests:
         if request.service not in ("proxy", "identity") and request.status < 400:
             by_service[request.service] = by_service.get(request.service, 0) + 1
-    assert by_service == {"keyvault": 1, "admin": 3, "dataverse": 9 + 3 * 2 + 3, "teams": 1}
+    assert by_service == {"keyvault": 1, "admin": 3, "dataverse": 6 + 3 * 2 + 3, "teams": 1}
+    patches = [r.status for r in emulator.requests if r.service == "dataverse" and r.method == "PATCH"]
+    assert len(patches) == 3 and set(patches) <= {200, 201}  # answered with the row, not 204
 
 
 async def test_spans_carry_names_and_outcomes(scenario: Scenario) -> None:

@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -127,6 +128,22 @@ async def test_read_back_mismatch_in_stage_2_is_a_gate_failure(
     assert found[("uat", VAR)] == "rolled_back"
     assert found[("prod", VAR)] == "held_back"
     assert fleet.values() == {"dev": new, "test": fleet.old, "uat": fleet.old, "prod": fleet.old}
+
+
+async def test_reverted_write_is_caught_from_the_writes_own_answer(
+    fleet: Fleet, emulator: Emulator, logs: pytest.LogCaptureFixture
+) -> None:
+    """The PATCH's answer (`Prefer: return=representation`) is the row as stored: the reverted
+    value in it fails verify and rolls the stage back, with no read-back GET at all."""
+    fleet.envs["test"].revert_writes()
+    emulator.reset_requests()
+    await deliver(fleet.rotate(canary("answer-")))
+    found = outcomes(last_report(logs))
+    assert (found[("test", VAR)], found[("uat", VAR)]) == ("failed", "rolled_back")
+    host = urlsplit(fleet.envs["test"].url).hostname
+    seen = [(r.method, r.path.rsplit("/", 1)[-1], r.status) for r in emulator.requests if r.host == host]
+    assert [s for m, _, s in seen if m == "PATCH"] == [200]  # answered with the (reverted) row
+    assert sum(1 for m, path, _ in seen if m == "GET" and path == "environmentvariabledefinitions") == 1
 
 
 async def test_active_flows_are_cycled_and_confirmed_others_untouched(

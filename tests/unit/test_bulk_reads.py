@@ -179,7 +179,7 @@ async def test_prefetched_reconcile_reads_each_environment_once_and_writes_only_
         ]
     )
     assert store.writes == [("https://contoso-test.crm.dynamics.com", "update")]
-    assert store.single_reads == 1  # only the read-back of the one write
+    assert store.single_reads == 1  # only the read-back of the one write (this fake answers without the row)
     assert sorted(seen) == sorted(r.outcome.value for r in report.results)
     assert report.counts()["updated"] == 1 and report.counts()["unchanged"] == 4
 
