@@ -29,10 +29,12 @@ Ref = weakref.ref[SecretStr]
 
 
 def forms(value: str) -> set[str]:
-    """The folded forms a service may echo: as is, trimmed, inner spaces collapsed, and upper-cased
-    (where upper case changes the length, 'ß' → 'SS', folding the echo cannot find the value)."""
+    """The folded forms a service may echo: as is, trimmed, inner spaces collapsed, upper- and
+    lower-cased (where the case change alters the length, 'ß' → 'SS', 'İ' → 'i̇', folding the echo
+    cannot find the value)."""
     spaced = (value, value.strip(), " ".join(value.split()))
-    found = {fold(form) for form in (*spaced, *(form.upper() for form in spaced))}
+    cased = (*(form.upper() for form in spaced), *(form.lower() for form in spaced))
+    found = {fold(form) for form in (*spaced, *cased)}
     return {form for form in found if form.strip()}
 
 

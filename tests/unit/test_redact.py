@@ -32,6 +32,7 @@ from sync.redact import (
     scrub,
 )
 from sync.redact_registry import Registry
+from sync.redact_views import fold
 from tests.unit.test_adapters import FAST, ORG, FakeCredential
 
 
@@ -77,6 +78,7 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "html": html.escape,
     "trimmed": str.strip,
     "upper": str.upper,
+    "lower": str.lower,
 }
 
 # Values a credential may be: printable, any script, quotes and backslashes included.
@@ -102,12 +104,12 @@ def _assert_no_form(text: str, value: str, fragment: int) -> None:
 
     Remote text loses every FRAGMENT-long run; other text (our words around remote parts) every
     LONG run and every whole value, so that words it shares with a value stay readable."""
-    folded = text.lower()
+    folded = fold(text)  # lengths as the redactor counts them: 'İ' is one character, not two
     for name, encode in ENCODINGS.items():
-        form = encode(value).lower()
+        form = fold(encode(value))
         if len(form.strip()) >= fragment:
             assert form not in folded, f"{name} form of the value survived in {text!r}"
-    plain = value.lower()
+    plain = fold(value)
     for start in range(len(plain) - fragment + 1):
         assert plain[start : start + fragment] not in folded, f"a fragment survived in {text!r}"
 
@@ -265,3 +267,14 @@ async def test_dataverse_reads_register_the_previous_value() -> None:
     assert definition is not None
     assert "PREVIOUS-row-value-55" in held_values()
     assert "PREVIOUS-row" not in scrub("the old PREVIOUS-row-value-55 is still valid")
+
+
+def test_a_value_echoed_lower_cased_is_masked_where_lower_case_changes_its_length() -> None:
+    """'İ'.lower() is two characters ('i' and a combining dot): a service that lower-cases the
+    value it echoes leaves a form that folding the text cannot line up with the value."""
+    held = SecretStr("LOCKSTEP-CANARY-İstanbul-42")
+    register(held)
+    echoed = f"Invalid value '{held.get_secret_value().lower()}'"
+    for cleaned in (redact_remote(echoed), scrub(echoed)):
+        assert "istanbul-42" not in fold(cleaned).replace("\u0307", "")
+        assert "canary" not in cleaned.lower()
