@@ -2,12 +2,13 @@
 
 An agent (`bots`) reads an environment variable in its topics (`botcomponents`, YAML in `data`)
 as Power Fx `Env.<schema name>`, with the value it was *published* with. Finding the agents:
-components recorded as depending on the definition (`RetrieveDependentComponents`; a bot
-component's component type is its table's ObjectTypeCode, which differs between organisations,
-so it is read from the metadata) together with components whose `data` contains the schema name
-(server-side `contains`). Every candidate is confirmed by finding `Env.<schema name>` as a whole
-identifier, so an agent is only ever published when it really uses the variable. Component data
-is dropped as soon as it is confirmed: memory stays bounded by one page.
+components recorded as depending on the definition (the environment's dependency listing,
+sync.adapters.dependencies; a bot component's component type is its table's ObjectTypeCode,
+which differs between organisations, so it is read from the metadata) together with components
+whose `data` contains the schema name (server-side `contains`). Every candidate is confirmed by
+finding `Env.<schema name>` as a whole identifier, so an agent is only ever published when it
+really uses the variable. Component data is dropped as soon as it is confirmed: memory stays
+bounded by one page.
 
 Publishing (`PvaPublish`) ships the agent's current draft and is throttled under bursts in three
 ways (429, a 400 wrapping a 429, a bare 401 with a valid token): all three are retried here with

@@ -1,8 +1,9 @@
 """Dataverse calls for cloud flows: which flows use a variable, their state, owners, connections.
 
 A cloud flow reads an environment variable's value when it is turned on, so after a change it
-must be turned off and on again. Finding the flows: `RetrieveDependentComponents` on the
-definition (solution-aware flows record a dependency, component type 29 on type 380) together
+must be turned off and on again. Finding the flows: the components recorded as depending on the
+definition (solution-aware flows record a dependency, component type 29 on type 380; read from
+the environment's dependency listing, sync.adapters.dependencies) together
 with the cloud flows (`workflows`, category 5) whose definition parameters name the variable's
 schema name in `metadata.schemaName`. Every candidate is confirmed by parsing its parameters, so
 a flow is only ever touched when it really uses the variable.
