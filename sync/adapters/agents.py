@@ -97,6 +97,17 @@ class AgentsClient:
         to search or publish (one request per environment instead of one per changed variable)."""
         return await self._any_agents.get(org, partial(self._first_agent, org))
 
+    def prefetch(self, org: str) -> None:
+        """Starts the "any agent at all" check, then (when there is one) the dependency listing,
+        while a value is being written; never raises (`agents_using` asks again on a failure)."""
+        self._any_agents.get(org, partial(self._first_agent, org)).add_done_callback(
+            partial(self._then_dependencies, org)
+        )
+
+    def _then_dependencies(self, org: str, any_agents: asyncio.Future[bool]) -> None:
+        if not any_agents.cancelled() and any_agents.exception() is None and any_agents.result():
+            self._dependencies.prefetch(org)
+
     async def _first_agent(self, org: str) -> bool:
         async for _ in self._pages(org, "bots", {"$select": "botid", "$top": "1"}):
             return True

@@ -157,6 +157,10 @@ class FlowsClient:
             raise TransientError("Dataverse answered an @odata.nextLink that is not a string")
         return [flow_from_row(row) for row in rows if isinstance(row, dict)], next_link
 
+    def prefetch_dependencies(self, org_url: str) -> None:
+        """Starts the environment's dependency listing that `dependent_flow_ids` answers from."""
+        self._dependencies.prefetch(org_url)
+
     async def dependent_flow_ids(self, org_url: str, definition_id: str) -> set[str]:
         """Workflows recorded as depending on the definition (solution-aware flows)."""
         dependents = await self._dependencies.of_definition(org_url, definition_id)

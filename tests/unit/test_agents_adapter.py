@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -314,3 +315,25 @@ class NoConnections:
 
     async def permissions(self, environment_id: str, connector: str, connection_id: str) -> list[Any]:
         raise AssertionError("a flow without connection references needs no permission check")
+
+
+@respx.mock
+async def test_prefetch_looks_for_agents_and_lists_dependencies_only_where_there_are_agents(
+    client: AgentsClient,
+) -> None:
+    """Started while a value is written: the agents check, then (only where there are agents) the
+    dependency listing; the refresh after the write finds both answered."""
+    other_api = "https://contoso-prod.crm.dynamics.com/api/data/v9.2"
+    bots = respx.get(f"{API}/bots").respond(json={"value": [{"botid": BOT_A}]})
+    listing = respx.get(f"{API}/dependencies").respond(json={"value": []})
+    no_bots = respx.get(f"{other_api}/bots").respond(json={"value": []})
+    other_listing = respx.get(f"{other_api}/dependencies").respond(json={"value": []})
+    client.prefetch(ORG)
+    client.prefetch("https://contoso-prod.crm.dynamics.com")
+    await asyncio.sleep(0.1)
+    assert (bots.call_count, listing.call_count) == (1, 1)
+    assert (no_bots.call_count, other_listing.call_count) == (1, 0)  # no agent: nothing to look up
+    respx.get(f"{API}/botcomponents").respond(json={"value": []})
+    respx.get(f"{API}/solutioncomponentdefinitions").respond(404)
+    assert await client.agents_using(ORG, VAR, DEFINITION) == []
+    assert (bots.call_count, listing.call_count) == (1, 1)  # answered by the head start

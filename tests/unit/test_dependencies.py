@@ -16,8 +16,13 @@ from azure.core.credentials import AccessToken
 from sync.adapters import dependencies as dependencies_module
 from sync.adapters.dataverse import DataverseClient
 from sync.adapters.dependencies import Dependencies
+from sync.adapters.flows import FlowsClient
 from sync.adapters.http import RetryPolicy
 from sync.errors import PermanentError, TransientError
+from sync.mapping import Environment
+from sync.models import Target
+from sync.steps.consumers import FlowsConsumer
+from sync.steps.flow_refresh import FlowRefresh
 
 ORG = "https://contoso-dev.crm.dynamics.com"
 OTHER_ORG = "https://contoso-prod.crm.dynamics.com"
@@ -187,3 +192,27 @@ async def test_a_failed_prefetch_is_swallowed_and_asked_again_by_the_caller(
     gc.collect()
     await asyncio.sleep(0)
     assert unhandled == []  # no "exception was never retrieved"
+
+
+class NoConnections:
+    async def permissions(self, environment_id: str, connector: str, connection_id: str) -> list[Any]:
+        raise AssertionError("no flow here names a connection")
+
+
+@respx.mock
+async def test_flows_are_prepared_by_listing_flows_and_dependencies_that_refresh_then_reuses() -> None:
+    dev = Environment(name="dev", id="6a1b2c3d-0000-4000-8000-000000000001", url=ORG, stage=1)
+    target = Target(environment=dev, env_var="contoso_ApiKey", secret="api-key")
+    workflows = respx.get(f"{API}/workflows").respond(json={"value": []})
+    listed = respx.get(f"{API}/dependencies").respond(json={"value": []})
+    async with httpx.AsyncClient() as http:
+        dataverse = DataverseClient(http, FakeCredential(), FAST)  # type: ignore[arg-type]
+        refresher = FlowRefresh(FlowsClient(dataverse), connections=NoConnections())
+        FlowsConsumer(refresher).prepare(target.model_copy(update={"refresh_flows": False}))
+        await asyncio.sleep(0.05)
+        assert (workflows.call_count, listed.call_count) == (0, 0)  # flows not refreshed here
+        FlowsConsumer(refresher).prepare(target)
+        await asyncio.sleep(0.05)
+        assert (workflows.call_count, listed.call_count) == (1, 1)
+        assert await refresher.refresh(target, DEF_A) == ()
+    assert (workflows.call_count, listed.call_count) == (1, 1)  # the refresh found both answered
