@@ -15,9 +15,10 @@ are small (two GUIDs and a number, ~150 bytes), so an environment whose variable
 5,000 flows and topics fits one page of ~1 MB; a single changed variable (the event path) costs
 the same one request as before, a reconcile repairing N variables of an environment one request
 instead of N. Only an environment with tens of thousands of such rows pays more than one page
-for one variable, and MAX_PAGES bounds it. Staleness is unchanged: answers were already shared for
-SHARED_SECONDS, and a dependency is recorded when a maker saves a flow or topic, not when a value
-changes (and both consumers also find users by their text, which is read fresh).
+for one variable, and MAX_PAGES bounds it. Staleness stays bounded by SHARED_SECONDS, but a
+variable first asked about may now get a listing read for another one up to that long ago. That
+is harmless: a dependency is recorded when a maker saves a flow or topic, not when a value
+changes, and both consumers also find users by their text, which is read fresh.
 
 `prefetch` starts an environment's listing early (when a write is about to happen, see
 sync.targets.base.Consumer.prepare) so that `of_definition` after the write finds it answered.
