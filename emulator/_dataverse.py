@@ -1,6 +1,7 @@
 """Dataverse Web API v9.2: routing, WhoAmI and the definitions listing (filters, expand, paging).
 
-Value rows live in _values, flows in _flows, the shared OData plumbing in _odata.
+Value rows live in _values, flows in _flows, dependency rows in _dependencies, the shared OData
+plumbing in _odata.
 """
 
 from __future__ import annotations
@@ -221,9 +222,11 @@ def _route(
     answer = _bots.route(env, request, segment, base, body)
     if answer is not None:
         return answer
-    from . import _flows  # lazily: flows may build on this module's helpers
+    from . import _dependencies, _flows  # lazily: flows may build on this module's helpers
 
     answer = _flows.route(env, request, segment, base, body)
+    if answer is None:
+        answer = _dependencies.route(env, request, segment, base)
     if answer is not None:
         return answer
     raise ODataError(404, CODE_QUERY, f"Resource not found for the segment '{segment.split('(', 1)[0]}'.")

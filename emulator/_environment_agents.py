@@ -58,7 +58,7 @@ class AgentsMixin:
         """A topic of ``bot_id``, modified before the agent's last publish (no unpublished changes).
 
         ``data`` defaults to a topic reading ``Env.<schema>`` for each of ``uses``; ``dependency``
-        records the Dataverse dependency rows for ``uses`` (RetrieveDependentComponents).
+        records the Dataverse dependency rows for ``uses`` (``dependencies``, RetrieveDependentComponents).
         """
         uses = uses or []
         with self._state.lock:

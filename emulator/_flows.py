@@ -1,4 +1,4 @@
-"""Dataverse Web API for cloud flows: workflows, their dependencies, owners and connection references.
+"""Dataverse Web API for cloud flows: workflows, owners and connection references.
 
 Faithful to what flow refresh relies on:
 - `workflows` rows of category 5 (cloud flows) with `clientdata` (the flow definition as a JSON
@@ -8,8 +8,8 @@ Faithful to what flow refresh relies on:
 - Turning a flow on is refused with `ConnectionAuthorizationFailed` (wrapped in Dataverse's
   "Flow client error" message) unless its connections are shared with the caller or the request
   impersonates the flow's owner (`CallerObjectId: <owner's Entra object id>`).
-- `RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)` lists `dependency` rows: a flow
-  (component type 29) depends on the environment variable definitions (380) its parameters use.
+- A flow (component type 29) depends on the environment variable definitions (380) its
+  parameters use: `schema_names_used` is what _dependencies records for it.
 - `systemusers(<id>)` (owner's `azureactivedirectoryobjectid`) and `connectionreferences`.
 """
 
@@ -22,7 +22,6 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from ._agents import BOTCOMPONENT_COMPONENT_TYPE
 from ._connections import Connection
 from ._odata import (
     CALLER,
@@ -44,7 +43,6 @@ COMPONENT_WORKFLOW = 29
 ALLOWED_STATES = {(0, 1), (1, 2)}
 WORKFLOW_KEY = re.compile(rf"^workflows\(({GUID})\)$")
 USER_KEY = re.compile(rf"^systemusers\(({GUID})\)$")
-DEPENDENTS = re.compile(r"^RetrieveDependentComponents\(ObjectId=@p1,ComponentType=@p2\)$")
 CATEGORY_FILTER = re.compile(r"^\s*category\s+eq\s+(\d+)\s*$")
 
 
@@ -99,9 +97,6 @@ def route(
         _require_method(request.method, "PATCH")
         assert body is not None
         return _set_state(env, flow, request, body)
-    if DEPENDENTS.match(segment):
-        _require_method(request.method, "GET")
-        return _dependents(env, request, base)
     if match := USER_KEY.match(segment):
         _require_method(request.method, "GET")
         _query_options(request, {"$select"})
@@ -174,39 +169,6 @@ def _list_workflows(env: EnvironmentState, request: web.Request, base: str) -> w
         body["@odata.nextLink"] = str(URL(f"{base}workflows").with_query(query))
     headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if preferred else None
     return _response(200, body, headers=headers)
-
-
-def _dependents(env: EnvironmentState, request: web.Request, base: str) -> web.Response:
-    options = _query_options(request, {"@p1", "@p2"})
-    object_id = _guid(options.get("@p1", "").strip("'"))
-    if options.get("@p2") != str(COMPONENT_DEFINITION):
-        raise ODataError(400, "0x80040203", "The emulator answers dependencies of component type 380 only.")
-    definition = env.definitions.get(object_id)
-    rows: list[dict[str, Any]] = []
-    if definition is not None:
-        schema = definition.schema_name.lower()
-        dependents = [
-            (flow.id, COMPONENT_WORKFLOW)
-            for flow in env.workflows.values()
-            if schema in schema_names_used(flow.clientdata)
-        ]
-        dependents += [
-            (component.id, BOTCOMPONENT_COMPONENT_TYPE)
-            for component in env.agents.components.values()
-            if schema in component.depends_on
-        ]
-        rows = [
-            {
-                "dependencyid": dependent[:24] + definition.id[24:],
-                "dependencytype": 2,
-                "dependentcomponentobjectid": dependent,
-                "dependentcomponenttype": component_type,
-                "requiredcomponentobjectid": definition.id,
-                "requiredcomponenttype": COMPONENT_DEFINITION,
-            }
-            for dependent, component_type in dependents
-        ]
-    return _response(200, {"@odata.context": f"{base}$metadata#dependencies", "value": rows})
 
 
 def _set_state(

@@ -20,6 +20,7 @@ import asyncio
 import time
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 from sync.deadline import within_budget
@@ -39,7 +40,7 @@ from sync.plan import by_stage, targets_for
 from sync.redact import scrub
 from sync.rollout import Gate, StageVerdict, held_back, judge_stage
 from sync.steps.apply import apply
-from sync.steps.consumers import FlowsConsumer, refresh_consumers
+from sync.steps.consumers import FlowsConsumer, prepare_consumers, refresh_consumers
 from sync.steps.context import ResultCallback, RunContext
 from sync.steps.expand import expand_stage
 from sync.steps.flow_refresh import FlowRefresher
@@ -87,6 +88,7 @@ class SyncEngine:
         self._secret_concurrency = secret_concurrency
         self._consumers: list[Consumer] = [FlowsConsumer(flows)] if flows is not None else []
         self._consumers.extend(consumers)
+        self._prepare = partial(prepare_consumers, self._consumers)  # a write is about to happen
 
     async def sync_secrets(
         self,
@@ -276,7 +278,7 @@ class SyncEngine:
         if not_ready:
             return None, not_ready
         async with run.limiter(target.environment.id):
-            change = await apply(run.kind(target), target, snapshot)
+            change = await apply(run.kind(target), target, snapshot, self._prepare)
         return change, change.reason
 
     def _report(self, result: TargetResult, run: RunContext) -> TargetResult:

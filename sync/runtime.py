@@ -171,7 +171,7 @@ def build_runtime(
     secrets = KeyVaultReader(secret_client, vault_tokens if caches_tokens(credential, environ) else None)
     dataverse = DataverseClient(http, credential)
     admin = PowerPlatformAdmin(http, credential, settings.admin_url)
-    dependencies = Dependencies(dataverse)  # one RetrieveDependentComponents for flows and agents
+    dependencies = Dependencies(dataverse)  # one dependency listing per environment, flows and agents
     flows_client = FlowsClient(dataverse, dependencies)
     connectivity = ConnectivityClient(http, credential, settings.power_platform_api_url)
     flows = FlowRefresh(flows_client, connections=connectivity, as_owner=settings.flow_activation_as_owner)

@@ -2,12 +2,13 @@
 
 An agent (`bots`) reads an environment variable in its topics (`botcomponents`, YAML in `data`)
 as Power Fx `Env.<schema name>`, with the value it was *published* with. Finding the agents:
-components recorded as depending on the definition (`RetrieveDependentComponents`; a bot
-component's component type is its table's ObjectTypeCode, which differs between organisations,
-so it is read from the metadata) together with components whose `data` contains the schema name
-(server-side `contains`). Every candidate is confirmed by finding `Env.<schema name>` as a whole
-identifier, so an agent is only ever published when it really uses the variable. Component data
-is dropped as soon as it is confirmed: memory stays bounded by one page.
+components recorded as depending on the definition (the environment's dependency listing,
+sync.adapters.dependencies; a bot component's component type is its table's ObjectTypeCode,
+which differs between organisations, so it is read from the metadata) together with components
+whose `data` contains the schema name (server-side `contains`). Every candidate is confirmed by
+finding `Env.<schema name>` as a whole identifier, so an agent is only ever published when it
+really uses the variable. Component data is dropped as soon as it is confirmed: memory stays
+bounded by one page.
 
 Publishing (`PvaPublish`) ships the agent's current draft and is throttled under bursts in three
 ways (429, a 400 wrapping a 429, a bare 401 with a valid token): all three are retried here with
@@ -95,6 +96,17 @@ class AgentsClient:
         shared by every variable of a run: most environments have none, and then there is nothing
         to search or publish (one request per environment instead of one per changed variable)."""
         return await self._any_agents.get(org, partial(self._first_agent, org))
+
+    def prefetch(self, org: str) -> None:
+        """Starts the "any agent at all" check, then (when there is one) the dependency listing,
+        while a value is being written; never raises (`agents_using` asks again on a failure)."""
+        self._any_agents.get(org, partial(self._first_agent, org)).add_done_callback(
+            partial(self._then_dependencies, org)
+        )
+
+    def _then_dependencies(self, org: str, any_agents: asyncio.Future[bool]) -> None:
+        if not any_agents.cancelled() and any_agents.exception() is None and any_agents.result():
+            self._dependencies.prefetch(org)
 
     async def _first_agent(self, org: str) -> bool:
         async for _ in self._pages(org, "bots", {"$select": "botid", "$top": "1"}):

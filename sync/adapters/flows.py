@@ -1,8 +1,9 @@
 """Dataverse calls for cloud flows: which flows use a variable, their state, owners, connections.
 
 A cloud flow reads an environment variable's value when it is turned on, so after a change it
-must be turned off and on again. Finding the flows: `RetrieveDependentComponents` on the
-definition (solution-aware flows record a dependency, component type 29 on type 380) together
+must be turned off and on again. Finding the flows: the components recorded as depending on the
+definition (solution-aware flows record a dependency, component type 29 on type 380; read from
+the environment's dependency listing, sync.adapters.dependencies) together
 with the cloud flows (`workflows`, category 5) whose definition parameters name the variable's
 schema name in `metadata.schemaName`. Every candidate is confirmed by parsing its parameters, so
 a flow is only ever touched when it really uses the variable.
@@ -155,6 +156,10 @@ class FlowsClient:
         if next_link is not None and not isinstance(next_link, str):
             raise TransientError("Dataverse answered an @odata.nextLink that is not a string")
         return [flow_from_row(row) for row in rows if isinstance(row, dict)], next_link
+
+    def prefetch_dependencies(self, org_url: str) -> None:
+        """Starts the environment's dependency listing that `dependent_flow_ids` answers from."""
+        self._dependencies.prefetch(org_url)
 
     async def dependent_flow_ids(self, org_url: str, definition_id: str) -> set[str]:
         """Workflows recorded as depending on the definition (solution-aware flows)."""

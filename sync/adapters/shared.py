@@ -3,6 +3,8 @@
 A reconcile repairing fifty variables of one environment must not list its flows, ask for its
 dependencies or look for its agents fifty times. The first caller starts the lookup; the rest
 await the same future until it is `seconds` old. A failed answer is asked again at once.
+`start` asks early (a write is about to happen, see sync.targets.base.Consumer.prepare) without
+waiting: whoever then needs the answer finds it ready, or asks again, and reports, if it failed.
 """
 
 from __future__ import annotations
@@ -30,3 +32,13 @@ class SharedAnswers(Generic[T]):
             for stale in [k for k, (at, _) in self._answers.items() if now - at > self._seconds]:
                 del self._answers[stale]
         return asyncio.shield(cached[1])
+
+    def start(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> None:
+        """Starts the lookup for `key` unless a fresh one is shared already; never raises, and its
+        failure is left to the next `get` (which asks again) rather than logged as unretrieved."""
+        self.get(key, make).add_done_callback(_retrieved)
+
+
+def _retrieved(future: asyncio.Future[T]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -55,6 +55,12 @@ class AgentRefresh:
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def prepare(self, target: Target) -> None:
+        """A write is about to happen: look for the environment's agents (and their dependencies)
+        alongside it, so the refresh after the stage does not start with those round trips."""
+        if target.kind is TargetKindName.ENV_VAR and target.refresh_agents:
+            self._agents.prefetch(target.environment.url)
+
     async def refresh(self, target: Target, change: Change, result: TargetResult) -> TargetResult:
         """Republishes the agents using the target's variable; never raises for an agent."""
         if target.kind is not TargetKindName.ENV_VAR or not change.wrote or not target.refresh_agents:

@@ -2,10 +2,14 @@
 
 The kind (sync.targets) does the I/O and the deciding; this step only sequences it, and re-reads
 and re-decides after a lost race (WriteConflict): the other writer may have written the same
-value already, which makes the target `unchanged`.
+value already, which makes the target `unchanged`. `before_write` is told once, just before the
+first write, that this target is about to be written (consumers start their look-ups then); a
+target that is not written never calls it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sync.errors import PermanentError, TransientError
 from sync.models import Outcome, SecretSnapshot, Target
@@ -14,9 +18,14 @@ from sync.targets.base import Change, InSync, NeedsAction, Refuse, TargetKind, W
 WRITE_ATTEMPTS = 2
 
 
-async def apply(kind: TargetKind, target: Target, snapshot: SecretSnapshot) -> Change:
+async def apply(
+    kind: TargetKind,
+    target: Target,
+    snapshot: SecretSnapshot,
+    before_write: Callable[[Target], None] | None = None,
+) -> Change:
     """UPDATED, CREATED, UNCHANGED or NEEDS_ACTION; raises PermanentError (refused) or TransientError."""
-    for _attempt in range(WRITE_ATTEMPTS):
+    for attempt in range(WRITE_ATTEMPTS):
         observed = await kind.read(target)
         decision = kind.decide(target, observed, snapshot)
         match decision:
@@ -27,6 +36,8 @@ async def apply(kind: TargetKind, target: Target, snapshot: SecretSnapshot) -> C
             case InSync(reason=reason):
                 return Change(Outcome.UNCHANGED, reason=reason)
             case Write():
+                if attempt == 0 and before_write is not None:
+                    before_write(target)
                 try:
                     await kind.write(target, observed, decision, snapshot)
                 except WriteConflict:

@@ -5,6 +5,11 @@ starts them while the next stage runs), and never change a target's outcome or t
 or agent that fails is a result of its own. Each consumer is a sync.targets.base.Consumer;
 flow refresh (sync.steps.flow_refresh) is wrapped here, agents (sync.steps.agent_refresh) plug
 in the same way.
+
+Their look-ups (what reads the variable: the environment's dependency listing, its flows, whether
+it has agents at all) start when a target is about to be written (`prepare_consumers`, called by
+sync.steps.apply), so they run alongside the write and its verify; after the last stage the card
+then waits for the refresh itself, not for the look-ups before it.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from collections.abc import Sequence
 
 from sync.deadline import within_budget
 from sync.errors import LockstepError
-from sync.models import Target, TargetResult
+from sync.models import Target, TargetKindName, TargetResult
 from sync.steps.flow_refresh import FlowRefresher
 from sync.targets.base import Change, Consumer
-from sync.telemetry import tracer
+from sync.telemetry import get_logger, tracer
+
+log = get_logger(__name__)
 
 
 class FlowsConsumer:
@@ -25,6 +32,10 @@ class FlowsConsumer:
 
     def __init__(self, flows: FlowRefresher) -> None:
         self._flows = flows
+
+    def prepare(self, target: Target) -> None:
+        if target.kind is TargetKindName.ENV_VAR and target.refresh_flows:
+            self._flows.prepare(target)
 
     async def refresh(self, target: Target, change: Change, result: TargetResult) -> TargetResult:
         if change.subject_id is None:
@@ -40,6 +51,25 @@ class FlowsConsumer:
                 return result.model_copy(update={"reason": f"flow refresh failed: {error}"})
             span.set_attribute("lockstep.flows", len(refreshed))
         return result.model_copy(update={"flows": refreshed})
+
+
+def prepare_consumers(consumers: Sequence[Consumer], target: Target) -> None:
+    """A write is about to happen at `target`: every consumer starts the look-ups its refresh needs.
+
+    Never raises: preparing is only a head start, and a look-up that fails (or a consumer that
+    cannot prepare) is asked again, and reported, by the refresh after the stage.
+    """
+    for consumer in consumers:
+        try:
+            consumer.prepare(target)
+        except Exception as error:  # a head start that failed: the refresh asks again
+            log.debug(
+                "%s/%s: preparing %s failed: %s",
+                target.environment.name,
+                target.label,
+                type(consumer).__name__,
+                type(error).__name__,
+            )
 
 
 async def refresh_consumers(

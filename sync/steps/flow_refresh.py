@@ -55,6 +55,10 @@ class FlowRefresher(Protocol):
     re-activate is a FlowResult of its own, never a failure of the value.
     """
 
+    def prepare(self, target: Target) -> None:
+        """Starts the look-ups `refresh` needs (a write is about to happen at `target`); never raises."""
+        ...
+
     async def refresh(self, target: Target, definition_id: str) -> tuple[FlowResult, ...]: ...
 
 
@@ -108,6 +112,13 @@ class FlowRefresh:
             if not any(permission.principal_id == me for permission in permissions):
                 problems.append(f"the connection of {logical} ({connector}) is not shared with Lockstep")
         return "; ".join(problems) or None
+
+    def prepare(self, target: Target) -> None:
+        """Starts the environment's flow listing and dependency listing while the value is written:
+        `refresh` after the stage then finds both answered (or asks again if they failed)."""
+        org = target.environment.url
+        self._listings.start(org, partial(self._flows.cloud_flows, org))
+        self._flows.prefetch_dependencies(org)
 
     async def refresh(self, target: Target, definition_id: str) -> tuple[FlowResult, ...]:
         """Raises LockstepError only when the flows cannot be listed."""

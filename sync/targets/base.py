@@ -12,7 +12,7 @@ what a sync then does.
 
 *Consumers* (cloud flows, Copilot Studio agents) read a value and keep the old one until they
 are refreshed. They run as hooks after a stage keeps a new value, only for targets this run
-wrote, and never change the gate.
+wrote, and never change the gate; `prepare` lets them start their look-ups as the write begins.
 """
 
 from __future__ import annotations
@@ -162,9 +162,16 @@ class TargetKinds(Protocol):
 class Consumer(Protocol):
     """Reads a target's value and must be refreshed after it changes (cloud flows, agents).
 
-    Called only for targets this run wrote, after their stage kept the new value. Returns the
-    result with what it did recorded on it; never raises for a consumer that fails (that is a
-    result of its own), and never changes the target's outcome.
+    `refresh` is called only for targets this run wrote, after their stage kept the new value.
+    Returns the result with what it did recorded on it; never raises for a consumer that fails
+    (that is a result of its own), and never changes the target's outcome.
     """
+
+    def prepare(self, target: Target) -> None:
+        """A write is about to happen at `target`: start (do not await) the look-ups `refresh` will
+        need, so they run alongside the write and its verify instead of after the stage, where the
+        rotation's card waits for them. Called only when a target's decision is a Write, before the
+        write. Never raises and never reports: a look-up that failed is asked again by `refresh`."""
+        ...
 
     async def refresh(self, target: Target, change: Change, result: TargetResult) -> TargetResult: ...

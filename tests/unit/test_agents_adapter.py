@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -105,19 +106,31 @@ async def test_agents_found_by_dependency_use_the_organisations_type_code(client
     respx.get(f"{API}/solutioncomponentdefinitions").respond(
         json={"value": [{"name": "botcomponent", "solutioncomponenttype": 10134}]}
     )
-    dependents = respx.get(f"{API}/RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)").respond(
+    dependents = respx.get(f"{API}/dependencies").respond(
         json={
             "value": [
-                {"dependentcomponenttype": 10134, "dependentcomponentobjectid": COMPONENT_DEP},
-                {"dependentcomponenttype": 29, "dependentcomponentobjectid": BOT_C},  # a flow
+                {
+                    "requiredcomponentobjectid": DEFINITION,
+                    "dependentcomponenttype": 10134,
+                    "dependentcomponentobjectid": COMPONENT_DEP,
+                },
+                {  # a flow
+                    "requiredcomponentobjectid": DEFINITION,
+                    "dependentcomponenttype": 29,
+                    "dependentcomponentobjectid": BOT_C,
+                },
+                {  # another variable's topic
+                    "requiredcomponentobjectid": "d0000000-0000-4000-8000-000000000002",
+                    "dependentcomponenttype": 10134,
+                    "dependentcomponentobjectid": "c0000000-0000-4000-8000-0000000000d2",
+                },
             ]
         }
     )
     respx.get(f"{API}/botcomponents({COMPONENT_DEP})").respond(json=component(BOT_B, "=Env.contoso_ApiKey"))
     found = await client.agents_using(ORG, VAR, DEFINITION)
     assert [agent.name for agent in found] == ["Beta"]
-    assert dependents.calls.last.request.url.params["@p1"] == DEFINITION
-    assert dependents.calls.last.request.url.params["@p2"] == "380"
+    assert dependents.calls.last.request.url.params["$filter"] == "requiredcomponenttype eq 380"
 
 
 @respx.mock
@@ -279,9 +292,7 @@ async def test_agent_flows_are_listed_with_cloud_flows_so_flow_refresh_cycles_th
         "_ownerid_value": "u1",
     }
     listing = respx.get(f"{API}/workflows").respond(json={"value": [row]})
-    respx.get(f"{API}/RetrieveDependentComponents(ObjectId=@p1,ComponentType=@p2)").respond(
-        json={"value": []}
-    )
+    respx.get(f"{API}/dependencies").respond(json={"value": []})
     states = respx.patch(f"{API}/workflows({AGENT_FLOW})").respond(204)
     respx.get(f"{API}/workflows({AGENT_FLOW})").respond(json=row)
     async with httpx.AsyncClient() as http:
@@ -304,3 +315,25 @@ class NoConnections:
 
     async def permissions(self, environment_id: str, connector: str, connection_id: str) -> list[Any]:
         raise AssertionError("a flow without connection references needs no permission check")
+
+
+@respx.mock
+async def test_prefetch_looks_for_agents_and_lists_dependencies_only_where_there_are_agents(
+    client: AgentsClient,
+) -> None:
+    """Started while a value is written: the agents check, then (only where there are agents) the
+    dependency listing; the refresh after the write finds both answered."""
+    other_api = "https://contoso-prod.crm.dynamics.com/api/data/v9.2"
+    bots = respx.get(f"{API}/bots").respond(json={"value": [{"botid": BOT_A}]})
+    listing = respx.get(f"{API}/dependencies").respond(json={"value": []})
+    no_bots = respx.get(f"{other_api}/bots").respond(json={"value": []})
+    other_listing = respx.get(f"{other_api}/dependencies").respond(json={"value": []})
+    client.prefetch(ORG)
+    client.prefetch("https://contoso-prod.crm.dynamics.com")
+    await asyncio.sleep(0.1)
+    assert (bots.call_count, listing.call_count) == (1, 1)
+    assert (no_bots.call_count, other_listing.call_count) == (1, 0)  # no agent: nothing to look up
+    respx.get(f"{API}/botcomponents").respond(json={"value": []})
+    respx.get(f"{API}/solutioncomponentdefinitions").respond(404)
+    assert await client.agents_using(ORG, VAR, DEFINITION) == []
+    assert (bots.call_count, listing.call_count) == (1, 1)  # answered by the head start

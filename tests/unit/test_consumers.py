@@ -54,3 +54,47 @@ async def test_consumers_run_concurrently_and_their_records_are_merged() -> None
     assert sorted(started) == ["agents", "flows"]
     assert refreshed.flows == flows and refreshed.agents == agents
     assert refreshed.reason == "written; flow refresh failed: listing; agent refresh failed: search"
+
+
+class Preparing:
+    """Records when it is prepared (how many writes the store had seen by then) and refreshed."""
+
+    def __init__(self, store: Any, fail: bool = False) -> None:
+        self.store, self.fail = store, fail
+        self.prepared: list[tuple[str, int]] = []
+        self.refreshed: list[str] = []
+
+    def prepare(self, target: Target) -> None:
+        self.prepared.append((target.environment.name, len(self.store.writes)))
+        if self.fail:
+            raise RuntimeError("a look-up could not even start")
+
+    async def refresh(self, target: Target, change: Change, result: TargetResult) -> TargetResult:
+        self.refreshed.append(target.environment.name)
+        return result
+
+
+async def test_consumers_are_prepared_before_each_write_and_never_for_a_target_not_written() -> None:
+    from sync.engine import SyncEngine
+    from sync.mapping import parse_mapping
+    from sync.models import Trigger
+    from sync.telemetry import correlation
+
+    from .conftest import mapping_document
+    from .test_engine import Directory, Secrets, Store
+
+    mapping = parse_mapping(mapping_document(), "M")
+    store = Store(mapping)
+    store.conflicts = 1  # dev's first write loses a race: re-read, write again, prepared once
+    broken, recorder = Preparing(store, fail=True), Preparing(store)
+    engine = SyncEngine(mapping, Secrets(), store, Directory(mapping), None, consumers=[broken, recorder])
+    with correlation("cid-prepare"):
+        report = await engine.sync_secrets(["sql-conn-password"], Trigger.EVENT)
+    assert {result.outcome for result in report.results} == {Outcome.UPDATED}
+    # Before each environment's write (stage order), once; a consumer failing to prepare spares the rest.
+    assert recorder.prepared == broken.prepared == [("dev", 0), ("test", 1), ("prod", 2)]
+    assert sorted(recorder.refreshed) == sorted(broken.refreshed) == ["dev", "prod", "test"]
+    with correlation("cid-again"):
+        again = await engine.sync_secrets(["sql-conn-password"], Trigger.EVENT)
+    assert {result.outcome for result in again.results} == {Outcome.UNCHANGED}
+    assert len(recorder.prepared) == 3  # nothing written, nothing prepared
