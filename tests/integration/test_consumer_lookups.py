@@ -2,8 +2,8 @@
 
 Flow refresh and agent refresh need what reads a changed variable (the environment's dependency
 listing, its cloud flows, whether it has agents at all). Those look-ups start when a target is
-about to be written, so they are answered while the write and its read-back are still going, not
-after them, and a run that writes nothing looks nothing up.
+about to be written, so they are answered while the write is still going, not after it, and a
+run that writes nothing looks nothing up.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .conftest import deliver, last_report, outcomes, run_timer
 
 LOOKUPS = ("/api/data/v9.2/dependencies", "/api/data/v9.2/workflows", "/api/data/v9.2/bots")
 DEFINITIONS = "/api/data/v9.2/environmentvariabledefinitions"
+VALUES = "/api/data/v9.2/environmentvariablevalues("
 
 
 def dataverse(emulator: Emulator) -> list[tuple[str, str, str]]:
@@ -30,17 +31,26 @@ def lookups(emulator: Emulator) -> list[tuple[str, str, str]]:
     return [request for request in dataverse(emulator) if request[2] in LOOKUPS]
 
 
-async def test_look_ups_are_answered_before_the_stage_read_back_completes(
+async def test_look_ups_are_answered_before_the_write_they_follow(
     scenario: Scenario, emulator: Emulator, logs: pytest.LogCaptureFixture
 ) -> None:
-    """Every environment's look-ups are answered before its read-back (the write takes a round
-    trip, the read-back another): after the last stage the card no longer waits for them.
+    """Every environment's look-ups start with its value write, not after it: each write is
+    first refused with 503 and Retry-After, so it succeeds only on its retry, a second later,
+    and the look-ups, sent beside the first attempt, are answered before that retry is.
 
-    Without the head start they are sent only once the stage kept the value, after the read-back.
+    Without the head start they are sent only once the stage kept the value, after the write.
     """
     prod = scenario.environments["prod"]
     flow = prod.add_flow("Month-end close", uses=[SQL_VAR])
-    emulator.set_latency(0.15, "dataverse")  # a round trip long enough to order requests by
+    for env in scenario.environments.values():
+        host = env.url.removeprefix("https://")
+        emulator.inject_fault(
+            "dataverse",
+            503,
+            retry_after=1.0,
+            path_contains=f"{host}/api/data/v9.2/environmentvariablevalues(",
+            method="PATCH",
+        )
     emulator.reset_requests()
     await deliver(scenario.rotate(SQL_SECRET, canary("early-")))
     assert set(outcomes(last_report(logs)).values()) <= {"updated", "created"}
@@ -49,10 +59,10 @@ async def test_look_ups_are_answered_before_the_stage_read_back_completes(
     for name, env in scenario.environments.items():
         host = env.url.removeprefix("https://")
         mine = [(method, path) for h, method, path in answered if h == host]
-        read_back = max(i for i, (method, path) in enumerate(mine) if (method, path) == ("GET", DEFINITIONS))
+        written = next(i for i, (method, path) in enumerate(mine) if path.startswith(VALUES))
         looked_up = [i for i, (method, path) in enumerate(mine) if method == "GET" and path in LOOKUPS]
         assert len(looked_up) == 3, (name, mine)  # dependencies, flows, any agent: once each
-        assert max(looked_up) < read_back, (name, mine)
+        assert max(looked_up) < written, (name, mine)
     assert len(emulator.teams_posts) == 1
 
 
