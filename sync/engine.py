@@ -40,7 +40,7 @@ from sync.plan import by_stage, targets_for
 from sync.redact import scrub
 from sync.rollout import Gate, StageVerdict, held_back, judge_stage
 from sync.steps.apply import apply
-from sync.steps.consumers import FlowsConsumer, prepare_consumers, refresh_consumers
+from sync.steps.consumers import FlowsConsumer, prepare_consumers, start_refresh
 from sync.steps.context import ResultCallback, RunContext
 from sync.steps.expand import expand_stage
 from sync.steps.flow_refresh import FlowRefresher
@@ -204,7 +204,7 @@ class SyncEngine:
         next stage runs: refresh never changes the gate, so it stays off the critical path.
         """
         results: list[TargetResult] = []
-        refreshing: list[asyncio.Task[list[TargetResult]]] = []
+        refreshing: list[asyncio.Future[list[TargetResult]]] = []
         stopped: StageVerdict | None = None
         label = targets[0].label
         for stage, mapped in by_stage(targets):
@@ -226,9 +226,7 @@ class SyncEngine:
                 undone = await roll_back_stage(outcomes, stage_targets, verdict.reason, snapshot, run)
                 results.extend(self._report(result, run) for result in undone)
             else:  # the new value stays in this stage: what reads it must pick it up
-                refreshing.append(
-                    asyncio.create_task(refresh_consumers(self._consumers, outcomes, stage_targets))
-                )
+                refreshing.append(start_refresh(self._consumers, outcomes, stage_targets))
             if verdict.gate is not Gate.PROCEED:
                 stopped = verdict
                 log.warning("secret %s → %s: %s", snapshot.name, label, verdict.reason)

@@ -15,7 +15,7 @@ from sync.models import (
     Target,
     TargetResult,
 )
-from sync.steps.consumers import refresh_consumers
+from sync.steps.consumers import refresh_consumers, start_refresh
 from sync.targets.base import Change
 
 
@@ -98,3 +98,36 @@ async def test_consumers_are_prepared_before_each_write_and_never_for_a_target_n
         again = await engine.sync_secrets(["sql-conn-password"], Trigger.EVENT)
     assert {result.outcome for result in again.results} == {Outcome.UNCHANGED}
     assert len(recorder.prepared) == 3  # nothing written, nothing prepared
+
+
+async def test_a_stage_that_wrote_nothing_refreshes_nothing_and_starts_no_task() -> None:
+    """An in-sync stage (most of a reconcile) comes back as a finished future, its results as
+    they were; a stage that wrote refreshes only the targets it wrote."""
+    dev = Environment(
+        name="dev", id="6a1b2c3d-0000-4000-8000-000000000001", url="https://dev.crm.dynamics.com", stage=1
+    )
+    targets = [Target(environment=dev, env_var=f"contoso_Secret{i}", secret="s") for i in range(3)]
+    refreshed: list[str] = []
+
+    class Recording:
+        async def refresh(self, target: Target, change: Change, result: TargetResult) -> TargetResult:
+            refreshed.append(target.env_var)
+            return result.model_copy(update={"reason": "refreshed"})
+
+    unchanged = [
+        (TargetResult.of(t, Outcome.UNCHANGED, "in sync"), Change(Outcome.UNCHANGED)) for t in targets
+    ]
+    tasks_before = len(asyncio.all_tasks())
+    future = start_refresh([Recording()], unchanged, targets)
+    assert future.done() and len(asyncio.all_tasks()) == tasks_before
+    assert await future == [result for result, _ in unchanged]
+    assert refreshed == []
+
+    mixed = [
+        unchanged[0],
+        (TargetResult.of(targets[1], Outcome.UPDATED, "w"), Change(Outcome.UPDATED, "d")),
+        unchanged[2],
+    ]
+    results = await start_refresh([Recording()], mixed, targets)
+    assert refreshed == ["contoso_Secret1"]
+    assert [r.reason for r in results] == ["in sync", "w; refreshed", "in sync"]
