@@ -40,7 +40,8 @@ VALUES = "environmentvariabledefinition_environmentvariablevalue"
 DEFINITION_BIND = "EnvironmentVariableDefinitionId@odata.bind"
 # What a write asks back: the row as stored, only the columns verify compares (the etag comes anyway).
 RETURN_ROW = {"Prefer": "return=representation"}
-ROW_COLUMNS = {"$select": "environmentvariablevalueid,value"}
+# In the path, not as `params`: httpx merges params by re-parsing the whole URL (~0.3 ms a write).
+ROW_COLUMNS = "$select=environmentvariablevalueid,value"
 
 
 VALUE_ROW_NAMESPACE = uuid.UUID("6f0c2a4e-1d7b-5c3e-9a8f-4b2d6e1c7a90")
@@ -122,9 +123,8 @@ class DataverseClient:
         response = await self.request(
             org_url,
             "PATCH",
-            f"environmentvariablevalues({row_id})",
+            f"environmentvariablevalues({row_id})?{ROW_COLUMNS}",
             headers={"If-Match": etag, "Content-Type": "application/json", **RETURN_ROW},
-            params=ROW_COLUMNS,
             json={"value": value.get_secret_value()},
         )
         if response.status_code in (404, 412):
@@ -148,9 +148,8 @@ class DataverseClient:
         response = await self.request(
             org_url,
             "PATCH",
-            f"environmentvariablevalues({row_id})",
+            f"environmentvariablevalues({row_id})?{ROW_COLUMNS}",
             headers={"If-None-Match": "*", "Content-Type": "application/json", **RETURN_ROW},
-            params=ROW_COLUMNS,
             json={
                 "value": value.get_secret_value(),
                 "schemaname": schema_name,
