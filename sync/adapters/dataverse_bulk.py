@@ -94,6 +94,21 @@ def definition_from_row(row: dict[str, Any]) -> tuple[Definition, int]:
     return definition, len(values)
 
 
+def next_page_path(base: str, next_link: str, seen: set[str], listing: str) -> str:
+    """The path (with its query) below `base` of the next page of `listing`, refusing a link that
+    leaves the organisation (the token goes wherever the request goes) or repeats an earlier one
+    (following it would only repeat pages until the page bound)."""
+    if not next_link.startswith(base):
+        raise PermanentError("Dataverse's @odata.nextLink points outside the organisation")
+    if next_link in seen:
+        raise PermanentError(
+            f"Dataverse's @odata.nextLink repeats an earlier page after {len(seen)} requests: "
+            f"the {listing} would never end"
+        )
+    seen.add(next_link)
+    return next_link[len(base) :]
+
+
 def page(response: httpx.Response) -> tuple[list[dict[str, Any]], str | None]:
     """The rows and the next link of one page; a body that is not an OData page is transient."""
     try:
@@ -142,19 +157,19 @@ async def read_definitions(
                     found[definition.schema_name.lower()] = definition
             if next_link is None:
                 break
-            if not next_link.startswith(f"{api_base}/"):
-                # The token goes wherever we send the request: follow links into this org only.
-                raise PermanentError("Dataverse's @odata.nextLink points outside the organisation")
-            if next_link in seen:  # a loop: following it would only repeat pages until MAX_PAGES
-                raise PermanentError(
-                    f"Dataverse's @odata.nextLink repeats an earlier page after {len(seen)} requests: "
-                    "the definitions listing would never end"
-                )
-            seen.add(next_link)
-            url = next_link
+            base = f"{api_base}/"
+            url = base + next_page_path(base, next_link, seen, "definitions listing")
         else:
             raise TransientError(f"the definitions listing did not end after {MAX_PAGES} pages")
     return found
 
 
-__all__ = ["PAGE_SIZE", "chunks", "definition_from_row", "in_filter", "query_url", "read_definitions"]
+__all__ = [
+    "PAGE_SIZE",
+    "chunks",
+    "definition_from_row",
+    "in_filter",
+    "next_page_path",
+    "query_url",
+    "read_definitions",
+]

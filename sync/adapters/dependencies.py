@@ -32,9 +32,9 @@ from functools import partial
 import httpx
 
 from sync.adapters.dataverse import API_PATH, DataverseClient, raise_for_error
-from sync.adapters.dataverse_bulk import page
+from sync.adapters.dataverse_bulk import next_page_path, page
 from sync.adapters.shared import SharedAnswers
-from sync.errors import PermanentError, TransientError
+from sync.errors import TransientError
 
 COMPONENT_DEFINITION = 380  # environmentvariabledefinition
 SHARED_SECONDS = 30.0
@@ -85,14 +85,5 @@ class Dependencies:
                     found.setdefault(required.lower(), []).append(dependent)
             if next_link is None:
                 return found
-            if not next_link.startswith(base):
-                # The token goes wherever we send the request: follow links into this org only.
-                raise PermanentError("Dataverse's @odata.nextLink points outside the organisation")
-            if next_link in seen:  # a loop: following it would only repeat pages until MAX_PAGES
-                raise PermanentError(
-                    f"Dataverse's @odata.nextLink repeats an earlier page after {len(seen)} requests: "
-                    "the dependencies listing would never end"
-                )
-            seen.add(next_link)
-            path, params = next_link.removeprefix(base), None
+            path, params = next_page_path(base, next_link, seen, "dependencies listing"), None
         raise TransientError(f"the dependencies listing did not end after {MAX_PAGES} pages")

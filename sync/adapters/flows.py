@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from sync.adapters.dataverse import API_PATH, DataverseClient, raise_for_error
+from sync.adapters.dataverse_bulk import next_page_path
 from sync.adapters.dependencies import Dependencies
 from sync.adapters.http import json_object
 from sync.errors import PermanentError, TransientError
@@ -97,21 +98,6 @@ def flow_from_row(row: dict[str, Any]) -> Flow:
         ) from None
 
 
-def next_page_path(org_url: str, next_link: str, seen: set[str]) -> str:
-    """The Web API path (with its query) of the next page, refusing links that leave the
-    organisation (the token goes wherever the request goes) or that repeat an earlier one."""
-    base = f"{org_url}{API_PATH}/"
-    if not next_link.startswith(base):
-        raise PermanentError("Dataverse's @odata.nextLink points outside the organisation")
-    if next_link in seen:
-        raise PermanentError(
-            f"Dataverse's @odata.nextLink repeats an earlier page after {len(seen)} requests: "
-            "the listing would never end"
-        )
-    seen.add(next_link)
-    return next_link[len(base) :]
-
-
 async def _no_dependents() -> set[str]:
     return set()
 
@@ -132,7 +118,7 @@ class FlowsClient:
             flows.extend(page)
             if next_link is None:
                 return flows
-            path, params = next_page_path(org_url, next_link, seen), None
+            path, params = next_page_path(f"{org_url}{API_PATH}/", next_link, seen, "flows listing"), None
         raise TransientError(f"the cloud-flow listing did not end after {MAX_FLOW_PAGES} pages")
 
     async def _flow_page(
