@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from yarl import URL
 
 from ._agents import (
     BOT_COLUMNS,
@@ -33,13 +32,12 @@ from ._odata import (
     GUID,
     ODataError,
     _guid,
-    _page_size,
+    _page,
     _query_options,
     _require_method,
     _response,
     _row_not_found,
     _select,
-    _skip,
 )
 from ._state import EnvironmentState
 
@@ -143,18 +141,10 @@ def _list(
         if not options["$top"].isdigit():
             raise ODataError(400, CODE_QUERY, "The $top query option must be a non-negative integer.")
         matching = matching[: int(options["$top"])]
-    page_size, preferred = _page_size(request)
-    skip = _skip(options.get("$skiptoken"))
-    body: dict[str, Any] = {
-        "@odata.context": f"{base}$metadata#{entity_set}({','.join(selected)})",
-        "value": [_project(row, selected, key) for row in matching[skip : skip + page_size]],
-    }
-    if skip + page_size < len(matching):
-        query = {k: v for k, v in options.items() if k != "$skiptoken"}
-        query["$skiptoken"] = str(skip + page_size)
-        body["@odata.nextLink"] = str(URL(f"{base}{entity_set}").with_query(query))
-    headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if preferred else None
-    return _response(200, body, headers=headers)
+    context = f"{entity_set}({','.join(selected)})"
+    return _page(
+        request, options, base, entity_set, context, matching, lambda row: _project(row, selected, key)
+    )
 
 
 def _publish(

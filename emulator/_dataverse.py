@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 from aiohttp import web
-from yarl import URL
 
 from . import _bots, _secret_values
 from ._http import (
@@ -33,12 +32,11 @@ from ._odata import (
     _check_headers,
     _error,
     _guid,
-    _page_size,
+    _page,
     _query_options,
     _require_method,
     _response,
     _select,
-    _skip,
     etag,
 )
 from ._principals import aliases, application_user
@@ -238,29 +236,20 @@ def _list_definitions(env: EnvironmentState, request: web.Request, base: str) ->
     wanted = _schema_filter(options.get("$filter"))
     columns = _select(options.get("$select"), DEFINITION_COLUMNS, DEFINITION_TYPE)
     expand_columns = _expand(options.get("$expand"))
-    page_size, preferred = _page_size(request)
-    skip = _skip(options.get("$skiptoken"))
     matching = [
         definition
         for definition in sorted(env.definitions.values(), key=lambda d: d.id)
         if wanted is None or definition.schema_name.lower() in wanted
     ]
-    rows = []
-    for definition in matching[skip : skip + page_size]:
+
+    def project(definition: Definition) -> dict[str, Any]:
         row = _definition_json(definition, columns)
         if expand_columns is not None:
             row[NAV_PROPERTY] = [_value_json(v, expand_columns) for v in env.rows_of(definition.id)]
-        rows.append(row)
+        return row
+
     context_columns = ",".join(columns)
     if expand_columns is not None:
         context_columns += f",{NAV_PROPERTY}({','.join(expand_columns)})"
-    body: dict[str, Any] = {
-        "@odata.context": f"{base}$metadata#environmentvariabledefinitions({context_columns})",
-        "value": rows,
-    }
-    if skip + page_size < len(matching):
-        query = {key: value for key, value in options.items() if key != "$skiptoken"}
-        query["$skiptoken"] = str(skip + page_size)
-        body["@odata.nextLink"] = str(URL(f"{base}environmentvariabledefinitions").with_query(query))
-    headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if preferred else None
-    return _response(200, body, headers=headers)
+    entity_set = "environmentvariabledefinitions"
+    return _page(request, options, base, entity_set, f"{entity_set}({context_columns})", matching, project)

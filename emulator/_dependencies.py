@@ -19,7 +19,6 @@ import re
 from typing import Any
 
 from aiohttp import web
-from yarl import URL
 
 from ._agents import BOTCOMPONENT_COMPONENT_TYPE
 from ._flows import COMPONENT_DEFINITION, COMPONENT_WORKFLOW, schema_names_used
@@ -28,12 +27,11 @@ from ._odata import (
     GUID,
     ODataError,
     _guid,
-    _page_size,
+    _page,
     _query_options,
     _require_method,
     _response,
     _select,
-    _skip,
 )
 from ._state import EnvironmentState
 
@@ -135,19 +133,9 @@ def _list(env: EnvironmentState, request: web.Request, base: str) -> web.Respons
         for row in dependency_rows(env)
         if all(row[column] == value for column, value in conditions.items())
     ]
-    page_size, preferred = _page_size(request)
-    skip = _skip(options.get("$skiptoken"))
-    rows = [
-        {"dependencyid": row["dependencyid"], **{column: row[column] for column in selected}}
-        for row in matching[skip : skip + page_size]
-    ]
-    body: dict[str, Any] = {
-        "@odata.context": f"{base}$metadata#dependencies({','.join(selected)})",
-        "value": rows,
-    }
-    if skip + page_size < len(matching):
-        query = {key: value for key, value in options.items() if key != "$skiptoken"}
-        query["$skiptoken"] = str(skip + page_size)
-        body["@odata.nextLink"] = str(URL(f"{base}dependencies").with_query(query))
-    headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if preferred else None
-    return _response(200, body, headers=headers)
+
+    def project(row: dict[str, Any]) -> dict[str, Any]:
+        return {"dependencyid": row["dependencyid"], **{column: row[column] for column in selected}}
+
+    context = f"dependencies({','.join(selected)})"
+    return _page(request, options, base, "dependencies", context, matching, project)

@@ -20,7 +20,6 @@ import re
 from typing import Any
 
 from aiohttp import web
-from yarl import URL
 
 from ._connections import Connection
 from ._odata import (
@@ -28,11 +27,10 @@ from ._odata import (
     GUID,
     ODataError,
     _guid,
-    _page_size,
+    _page,
     _query_options,
     _require_method,
     _response,
-    _skip,
 )
 from ._state import EnvironmentState, Workflow
 
@@ -152,23 +150,12 @@ def _list_workflows(env: EnvironmentState, request: web.Request, base: str) -> w
         if match is None:
             raise ODataError(400, "0x80060888", "The emulator filters workflows by 'category eq <n>' only.")
         category = int(match.group(1))
-    page_size, preferred = _page_size(request)
-    skip = _skip(options.get("$skiptoken"))
     matching = [
         flow
         for flow in sorted(env.workflows.values(), key=lambda f: f.id)
         if category is None or flow.category == category
     ]
-    body: dict[str, Any] = {
-        "@odata.context": f"{base}$metadata#workflows",
-        "value": [_workflow_json(flow) for flow in matching[skip : skip + page_size]],
-    }
-    if skip + page_size < len(matching):
-        query = {key: value for key, value in options.items() if key != "$skiptoken"}
-        query["$skiptoken"] = str(skip + page_size)
-        body["@odata.nextLink"] = str(URL(f"{base}workflows").with_query(query))
-    headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if preferred else None
-    return _response(200, body, headers=headers)
+    return _page(request, options, base, "workflows", "workflows", matching, _workflow_json)
 
 
 def _set_state(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
+from yarl import URL
 
 from ._http import JSON, error_response, json_response
 
@@ -121,3 +123,33 @@ def _skip(raw: str | None) -> int:
     if not raw.isdigit():
         raise ODataError(400, CODE_QUERY, "The $skiptoken is not one this server issued.")
     return int(raw)
+
+
+Row = TypeVar("Row")
+
+
+def _page(
+    request: web.Request,
+    options: dict[str, str],
+    base: str,
+    entity_set: str,
+    context: str,
+    matching: Sequence[Row],
+    project: Callable[[Row], dict[str, Any]],
+) -> web.Response:
+    """One server-side page of `matching`, each row through `project`, as Dataverse pages: up to
+    `Prefer: odata.maxpagesize` rows (or the server's own page size), an `@odata.nextLink` to
+    `entity_set` with the same options and a `$skiptoken` while rows remain, and
+    `Preference-Applied` when the client asked for a size. `context` follows `$metadata#`."""
+    page_size, preferred = _page_size(request)
+    skip = _skip(options.get("$skiptoken"))
+    body: dict[str, Any] = {
+        "@odata.context": f"{base}$metadata#{context}",
+        "value": [project(row) for row in matching[skip : skip + page_size]],
+    }
+    if skip + page_size < len(matching):
+        query = {key: value for key, value in options.items() if key != "$skiptoken"}
+        query["$skiptoken"] = str(skip + page_size)
+        body["@odata.nextLink"] = str(URL(f"{base}{entity_set}").with_query(query))
+    headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if preferred else None
+    return _response(200, body, headers=headers)
