@@ -3,6 +3,7 @@ capture of every log record and span, so tests can prove what did (and did not) 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -83,3 +84,28 @@ def writes(emulator: Emulator) -> list[str]:
         for r in emulator.requests
         if r.service == "dataverse" and r.method in ("PATCH", "POST")
     ]
+
+
+def haystacks(
+    logs: pytest.LogCaptureFixture,
+    emulator: Emulator,
+    captured: str,
+    escaped: list[str] | None = None,
+) -> dict[str, str]:
+    """Everywhere a secret value must never be: log text and records (arguments and attached
+    reports too), every Teams post, every span with its events, escaped exceptions, and what was
+    printed (`captured`: stdout and stderr, read once by the caller)."""
+    return {
+        "log text": logs.text,
+        "log records": "\n".join(
+            f"{r.getMessage()} {r.args!r} {getattr(r, 'lockstep_report', '')} {r.exc_text or ''}"
+            for r in logs.records
+        ),
+        "teams": json.dumps(emulator.teams_posts),
+        "spans": "\n".join(
+            f"{s.name} {dict(s.attributes or {})} {[(e.name, dict(e.attributes or {})) for e in s.events]}"
+            for s in SPANS.get_finished_spans()
+        ),
+        "exceptions": "\n".join(escaped or []),
+        "stdout/stderr": captured,
+    }

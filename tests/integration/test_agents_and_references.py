@@ -21,7 +21,7 @@ from emulator import Emulator, Environment, KeyVault
 from sync.cli.commands import inspect
 from sync.runtime import close_runtime, get_runtime
 
-from .conftest import SPANS, deliver, last_report
+from .conftest import SPANS, deliver, haystacks, last_report
 
 SECRET = "api-key"
 VAR = "contoso_ApiKey"
@@ -288,18 +288,9 @@ async def test_the_canary_never_leaves_through_agents_or_references(
     await reference_state(site)
 
     assert dev.publishes() == [bot] and dev.value_of(VAR) == new  # the paths really ran
-    haystacks = {
-        "logs": logs.text
-        + "\n".join(f"{r.getMessage()} {r.args!r} {getattr(r, 'lockstep_report', '')}" for r in logs.records),
-        "teams": json.dumps(emulator.teams_posts),
-        "spans": "\n".join(
-            f"{s.name} {dict(s.attributes or {})} {[(e.name, dict(e.attributes or {})) for e in s.events]}"
-            for s in SPANS.get_finished_spans()
-        ),
-        "stdout/stderr": "".join(capsys.readouterr()),
-    }
+    places = haystacks(logs, emulator, "".join(capsys.readouterr()))
     for value in (new, site.old):
-        for where, text in haystacks.items():
+        for where, text in places.items():
             assert value not in text, f"secret value leaked into {where}"
 
 

@@ -15,7 +15,7 @@ import pytest
 from demo.scenario import GRAPH_SECRET, GRAPH_VAR, SQL_SECRET, SQL_VAR, Scenario, canary
 from emulator import Emulator
 
-from .conftest import SPANS, deliver, run_timer
+from .conftest import deliver, haystacks, run_timer
 
 
 async def test_canary_never_leaves(
@@ -46,23 +46,10 @@ async def test_canary_never_leaves(
     assert scenario.values(SQL_VAR)["prod"] == new_sql  # the paths really ran
     assert escaped, "the failure paths were expected to raise"
 
-    haystacks = {
-        "log text": logs.text,
-        "log records": "\n".join(
-            f"{r.getMessage()} {r.args!r} {getattr(r, 'lockstep_report', '')} {r.exc_text or ''}"
-            for r in logs.records
-        ),
-        "teams": json.dumps(emulator.teams_posts),
-        "spans": "\n".join(
-            f"{s.name} {dict(s.attributes or {})} {[(e.name, dict(e.attributes or {})) for e in s.events]}"
-            for s in SPANS.get_finished_spans()
-        ),
-        "exceptions": "\n".join(escaped),
-        "stdout/stderr": "".join(capsys.readouterr()),
-    }
+    places = haystacks(logs, emulator, "".join(capsys.readouterr()), escaped)
     assert len(emulator.teams_posts) >= 3
     for value in [new_sql, new_graph, *old_values]:
-        for where, text in haystacks.items():
+        for where, text in places.items():
             assert value not in text, f"secret value leaked into {where}"
     # The canary search itself works: the value is in Dataverse, where it belongs.
     assert new_sql in json.dumps(scenario.values(SQL_VAR))
@@ -98,21 +85,8 @@ async def test_canary_in_a_writes_answer_never_leaves(
     assert 200 in patches and 201 in patches  # the paths really ran: rows came back in the answers
     assert "read-back after the write does not hold the new value" in logs.text
 
-    haystacks = {
-        "log text": logs.text,
-        "log records": "\n".join(
-            f"{r.getMessage()} {r.args!r} {getattr(r, 'lockstep_report', '')} {r.exc_text or ''}"
-            for r in logs.records
-        ),
-        "teams": json.dumps(emulator.teams_posts),
-        "spans": "\n".join(
-            f"{s.name} {dict(s.attributes or {})} {[(e.name, dict(e.attributes or {})) for e in s.events]}"
-            for s in SPANS.get_finished_spans()
-        ),
-        "exceptions": "\n".join(escaped),
-        "stdout/stderr": "".join(capsys.readouterr()),
-    }
+    places = haystacks(logs, emulator, "".join(capsys.readouterr()), escaped)
     for value in (previous, first, second):
-        for where, text in haystacks.items():
+        for where, text in places.items():
             assert value not in text, f"secret value leaked into {where}"
     assert scenario.values(SQL_VAR)["dev"] == previous  # the canary is where it belongs

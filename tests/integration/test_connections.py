@@ -18,7 +18,7 @@ import pytest
 from demo.scenario import SQL_SECRET, SQL_VAR, Scenario, canary
 from emulator import AppRegistration, Emulator
 
-from .conftest import SPANS, deliver, last_report, run_timer
+from .conftest import deliver, haystacks, last_report, run_timer
 
 SECRET = "flows-spn-secret"
 CONNECTOR = "shared_commondataserviceforapps"
@@ -209,21 +209,9 @@ async def test_the_secret_never_leaves(
     latest = await rotate(scenario, connections, valid=False)  # Error in dev, rollback attempted
     assert scenario.environments["test"].connection_holds(connections.ids["test"], new)  # held back
     captured = capsys.readouterr()
-    haystacks = {
-        "log text": logs.text,
-        "log records": "\n".join(
-            f"{r.getMessage()} {r.args!r} {getattr(r, 'lockstep_report', '')} {r.exc_text or ''}"
-            for r in logs.records
-        ),
-        "teams": json.dumps(emulator.teams_posts),
-        "spans": "\n".join(
-            f"{s.name} {dict(s.attributes or {})} {[(e.name, dict(e.attributes or {})) for e in s.events]}"
-            for s in SPANS.get_finished_spans()
-        ),
-        "stdout": captured.out + captured.err,
-    }
+    places = haystacks(logs, emulator, captured.out + captured.err)
     for value in (connections.old, new, latest):
-        for where, haystack in haystacks.items():
+        for where, haystack in places.items():
             assert value not in haystack, f"a client secret leaked into {where}"
             assert value[-12:] not in haystack, f"a fragment of a client secret leaked into {where}"
 
