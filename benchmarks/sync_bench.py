@@ -35,9 +35,7 @@ import argparse
 import asyncio
 import os
 import random
-import resource
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -45,6 +43,7 @@ import httpx
 from pydantic import SecretStr
 
 from benchmarks.emulator_process import ROTATED, ROTATION_ENVIRONMENTS, EmulatorProcess, Env, env_var
+from benchmarks.measure import Measured, print_figures, tally
 from demo.scenario import canary
 from sync.entrypoints import handle_event_grid_event, run_reconcile
 from sync.errors import LockstepError
@@ -53,10 +52,6 @@ from sync.runtime import close_runtime, get_runtime
 Answered = list[
     tuple[float, str, str, int]
 ]  # when the emulator answered: (perf_counter, service, verb, status)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; Lockstep's process
 
 
 def vault_path(answered: Answered, started: float, latency: float) -> str:
@@ -76,25 +71,17 @@ def vault_path(answered: Answered, started: float, latency: float) -> str:
 
 
 @dataclass
-class Measured:
-    """One scenario's figures. `cpu` is Lockstep's own: this process's (the emulator has its own)."""
+class Timed(Measured):
+    """A scenario's figures, with when it started and when the emulator answered each request
+    (the rotation's round trips). The emulator runs in a process of its own: `cpu` is this one's."""
 
-    seconds: float
     started: float
-    cpu: float
-    connections: int
-    writes: int
-    by_verb: Counter[str]
     answered: Answered
-
-    @property
-    def requests(self) -> int:
-        return sum(self.by_verb.values())
 
 
 async def measure(
     emulator: EmulatorProcess, label: str, mappings: int, action: Callable[[], Awaitable[object]]
-) -> Measured:
+) -> Timed:
     emulator.call("reset")
     cpu_started, emulator_started = time.process_time(), emulator.call("cpu")
     started = time.perf_counter()
@@ -106,22 +93,9 @@ async def measure(
     cpu = time.process_time() - cpu_started
     emulator_seconds = emulator.call("cpu") - emulator_started
     recorded, answered = emulator.call("requests")
-    # Every TLS connection Lockstep opens to a service is one CONNECT through the emulator's proxy.
-    connections = sum(1 for service, method, _ in recorded if service == "proxy" and method == "CONNECT")
-    writes = sum(
-        1 for service, method, _ in recorded if service == "dataverse" and method in ("PATCH", "POST")
-    )
-    by_verb = Counter(f"{service} {method}" for service, method, _ in recorded if service != "proxy")
-    result = Measured(seconds, started, cpu, connections, writes, by_verb, answered)
-    dataverse = sum(count for key, count in by_verb.items() if key.startswith("dataverse"))
-    verbs = ", ".join(f"{key} {count}" for key, count in sorted(by_verb.items()))
-    print(
-        f"{label:<44} {seconds:7.2f} s  requests {result.requests:6d}  TLS connections {connections:4d}  "
-        f"writes {writes:5d}\n{'':46}CPU {cpu:6.2f} s "
-        f"({cpu * 1000 / max(mappings, 1):.3f} ms per mapping; emulator's process {emulator_seconds:.2f} s)  "
-        f"dataverse/mapping {dataverse / max(mappings, 1):.4f}  peak RSS {peak_rss_mb():4.0f} MB\n"
-        f"{'':46}{verbs}"
-    )
+    counts = tally((service, method) for service, method, _ in recorded)
+    result = Timed(seconds, cpu, *counts, started=started, answered=answered)
+    print_figures(label, mappings, result, f"emulator's process {emulator_seconds:.2f} s")
     return result
 
 
@@ -204,7 +178,7 @@ async def run_scenarios(emulator: EmulatorProcess, options: argparse.Namespace, 
             )
         emulator.call("latency", latency)
 
-    in_sync: Measured | None = None
+    in_sync: Timed | None = None
     if "b" in scenarios or "c" in scenarios:
         in_sync = await measure(emulator, f"(b) reconcile, all {mappings} in sync", mappings, run_reconcile)
         print()
