@@ -7,37 +7,17 @@ posts a card, then `python -m emulator cards` from another process.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from emulator._teams import card_lines, card_summary
 
-REPO = Path(__file__).resolve().parents[2]
-SEED = REPO / "emulator" / "seed.sample.json"
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our interpreter, our modules
-        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
-    )
+from .conftest import run, standalone_emulator
 
 
 def test_cards_are_printed_on_request_and_summarised_as_they_arrive(tmp_path: Path) -> None:
     settings = tmp_path / "local.settings.json"
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "emulator", "--seed", str(SEED), "--write-settings", str(settings)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not settings.exists() or not settings.read_text().strip().endswith("}"):
-            assert process.poll() is None and time.monotonic() < deadline, "no settings written"
-            time.sleep(0.1)
+    with standalone_emulator(settings) as emulator:
         none_yet = run("emulator", "cards", "--settings", str(settings))
         assert none_yet.returncode == 0 and "0 Teams card(s) recorded" in none_yet.stderr
 
@@ -58,10 +38,7 @@ def test_cards_are_printed_on_request_and_summarised_as_they_arrive(tmp_path: Pa
         refused = run("emulator", "cards", "--settings", str(tmp_path / "forged.json"))
         assert refused.returncode == 2 and "HTTP 401" in refused.stderr
         time.sleep(0.6)  # the emulator polls its recorded cards every 0.2 s
-    finally:
-        process.terminate()
-        stdout, _ = process.communicate(timeout=15)
-    [line] = [line for line in stdout.splitlines() if line.startswith("# Teams card:")]
+    [line] = [line for line in emulator.stdout.splitlines() if line.startswith("# Teams card:")]
     assert "Lockstep: sql-conn-password" in line and f"correlation id {correlation_id}" in line
 
 

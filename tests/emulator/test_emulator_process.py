@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,42 +10,14 @@ import pytest
 
 from sync.settings import load_settings
 
-REPO = Path(__file__).resolve().parents[2]
-SEED = REPO / "emulator" / "seed.sample.json"
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our interpreter, our modules
-        [sys.executable, "-m", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+from .conftest import run, standalone_emulator
 
 
 @pytest.fixture
 def settings_file(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "local.settings.json"
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "emulator", "--seed", str(SEED), "--write-settings", str(path)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not path.exists() or not path.read_text().strip().endswith("}"):
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the emulator did not write its settings"
-            time.sleep(0.1)
+    with standalone_emulator(path):
         yield path
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def test_written_settings_are_a_valid_lockstep_configuration(settings_file: Path) -> None:
