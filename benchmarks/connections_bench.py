@@ -21,10 +21,9 @@ import os
 from collections import Counter
 from datetime import UTC, datetime
 
-from benchmarks.measure import measure
+from benchmarks.measure import deliver_event, measure
 from demo.scenario import canary
 from emulator import Emulator, Environment
-from sync.entrypoints import handle_event_grid_event
 from sync.runtime import close_runtime
 
 SECRET = "bench-spn-secret"  # noqa: S105 - a secret name, not a value
@@ -42,14 +41,7 @@ async def _next_second() -> None:
 
 
 async def deliver(emulator: Emulator, secret: str) -> object:
-    payload = emulator.key_vault(VAULT).secret_event(secret)
-    return await handle_event_grid_event(
-        event_id=str(payload["id"]),
-        event_type=str(payload["eventType"]),
-        subject=str(payload["subject"]),
-        topic=str(payload["topic"]),
-        data=payload["data"],
-    )
+    return await deliver_event(emulator.key_vault(VAULT).secret_event(secret))
 
 
 async def run(latency: float) -> None:

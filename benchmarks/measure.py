@@ -9,13 +9,26 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from emulator import Emulator
+from sync.entrypoints import handle_event_grid_event
 from sync.errors import LockstepError
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+async def deliver_event(payload: dict[str, Any]) -> object:
+    """An Event Grid event, as the emulator's vault emits it, through the production entry point."""
+    return await handle_event_grid_event(
+        event_id=str(payload["id"]),
+        event_type=str(payload["eventType"]),
+        subject=str(payload["subject"]),
+        topic=str(payload["topic"]),
+        data=payload["data"],
+    )
 
 
 def emulator_cpu() -> float:

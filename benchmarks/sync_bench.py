@@ -43,9 +43,9 @@ import httpx
 from pydantic import SecretStr
 
 from benchmarks.emulator_process import ROTATED, ROTATION_ENVIRONMENTS, EmulatorProcess, Env, env_var
-from benchmarks.measure import Measured, print_figures, tally
+from benchmarks.measure import Measured, deliver_event, print_figures, tally
 from demo.scenario import canary
-from sync.entrypoints import handle_event_grid_event, run_reconcile
+from sync.entrypoints import run_reconcile
 from sync.errors import LockstepError
 from sync.runtime import close_runtime, get_runtime
 
@@ -100,14 +100,7 @@ async def measure(
 
 
 async def deliver(emulator: EmulatorProcess, secret: str) -> object:
-    payload = emulator.call("event", secret)
-    return await handle_event_grid_event(
-        event_id=str(payload["id"]),
-        event_type=str(payload["eventType"]),
-        subject=str(payload["subject"]),
-        topic=str(payload["topic"]),
-        data=payload["data"],
-    )
+    return await deliver_event(emulator.call("event", secret))
 
 
 async def naive_target(http: httpx.AsyncClient, emulator: EmulatorProcess, secret: str, env: Env) -> None:
